@@ -1,0 +1,206 @@
+package host_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostkit/hostkit/internal/host"
+)
+
+// childEnv makes the test binary act as a hostkit program (see TestMain), so
+// the tests below can send real signals to a real process.
+const childEnv = "HOSTKIT_HOST_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(childEnv); mode != "" {
+		os.Exit(host.Main(context.Background(), nil, os.Environ, os.Stderr, childProgram(mode)))
+	}
+	os.Exit(m.Run())
+}
+
+// childProgram prints "ready" once started and "stopping" when its Stop
+// begins; in mode "stuck" its Stop never returns.
+func childProgram(mode string) host.Program {
+	return host.Program{
+		Name: "child",
+		Build: func(h *host.Host) error {
+			h.Lifetime().OnStarted(func() { fmt.Println("ready") })
+			h.Add("svc", &svc{name: "svc", j: &journal{}, stop: func(ctx context.Context) error {
+				fmt.Println("stopping")
+				if mode == "stuck" {
+					select {}
+				}
+				return nil
+			}})
+			return nil
+		},
+	}
+}
+
+// startChild runs the test binary as a child program and waits until it is ready.
+func startChild(tb testing.TB, mode string, env ...string) (*exec.Cmd, *bufio.Scanner) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append(env, childEnv+"="+mode, "LOG__FORMAT=json")...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(out)
+	waitLine(tb, lines, "ready")
+	return cmd, lines
+}
+
+func waitLine(tb testing.TB, lines *bufio.Scanner, want string) {
+	tb.Helper()
+	found := make(chan bool, 1)
+	go func() {
+		for lines.Scan() {
+			if lines.Text() == want {
+				found <- true
+				return
+			}
+		}
+		found <- false
+	}()
+	select {
+	case ok := <-found:
+		if !ok {
+			tb.Fatalf("child ended before printing %q", want)
+		}
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("child did not print %q within 10s", want)
+	}
+}
+
+func exitCode(tb testing.TB, cmd *exec.Cmd) int {
+	tb.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return 0
+	case <-time.After(10 * time.Second):
+		tb.Fatal("child did not exit within 10s")
+		return -1
+	}
+}
+
+func TestRealSignalStopsCleanly(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd, _ := startChild(t, "clean")
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if got := exitCode(t, cmd); got != 0 {
+				t.Fatalf("exit code after %v = %d, want 0", sig, got)
+			}
+		})
+	}
+}
+
+func TestRealSecondSignalForcesExit(t *testing.T) {
+	cmd, lines := startChild(t, "stuck", "HOST__SHUTDOWN_TIMEOUT=1h")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, lines, "stopping")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := exitCode(t, cmd), 128+int(syscall.SIGTERM); got != want {
+		t.Fatalf("exit code = %d, want %d", got, want)
+	}
+}
+
+func TestRealStuckStopExitsOneAfterShutdownTimeout(t *testing.T) {
+	cmd, _ := startChild(t, "stuck", "HOST__SHUTDOWN_TIMEOUT=100ms")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if got := exitCode(t, cmd); got != 1 {
+		t.Fatalf("exit code = %d, want 1", got)
+	}
+}
+
+func TestMainExitCodes(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name     string
+		args     []string
+		env      []string
+		build    func(*host.Host) error
+		wantCode int
+		wantOut  string
+	}{
+		{"invalid config names the key", nil, []string{"HOST__SHUTDOWN_TIMEOUT=abc"}, nil, 2, `host.shutdown_timeout = "abc"`},
+		{"unknown flag", []string{"--bogus"}, nil, nil, 2, "bogus"},
+		{"help", []string{"--help"}, nil, nil, 0, "HOST__SHUTDOWN_DELAY"},
+		{"version", []string{"--version"}, nil, nil, 0, "test v1.2.3"},
+		{"build error", nil, nil, func(*host.Host) error { return boom }, 1, "boom"},
+		{"build config error", nil, nil, func(*host.Host) error {
+			return &host.ConfigError{Key: "http.addr", Value: "x", Err: boom}
+		}, 2, "http.addr"},
+		{"start failure", nil, nil, func(h *host.Host) error {
+			h.Add("bad", &svc{name: "bad", j: &journal{}, startErr: errors.New("address already in use")})
+			return nil
+		}, 1, "address already in use"},
+		{"background failure", nil, nil, func(h *host.Host) error {
+			h.AddBackground("bg", func(context.Context) error { return boom })
+			return nil
+		}, 1, "background service bg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			code := host.Main(context.Background(), tt.args, func() []string { return tt.env }, &out,
+				host.Program{Name: "test", Version: "v1.2.3", Build: tt.build, Signals: &host.ManualSignals{}})
+			if code != tt.wantCode {
+				t.Errorf("Main = %d, want %d; output:\n%s", code, tt.wantCode, out.String())
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("output does not contain %q:\n%s", tt.wantOut, out.String())
+			}
+		})
+	}
+}
+
+func TestMainLogsEffectiveConfigAtDebug(t *testing.T) {
+	var out strings.Builder
+	ctx, cancel := context.WithCancel(context.Background())
+	code := host.Main(ctx, []string{"--log.level=debug", "--log.format=json"}, func() []string { return nil }, &out,
+		host.Program{Name: "test", Signals: &host.ManualSignals{}, Build: func(h *host.Host) error {
+			h.Lifetime().OnStarted(cancel)
+			return nil
+		}})
+	if code != 0 {
+		t.Fatalf("Main = %d, want 0; output:\n%s", code, out.String())
+	}
+	for _, want := range []string{`"msg":"effective configuration"`, `"host.shutdown_timeout":"30s"`, `"level":"DEBUG"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log does not contain %s:\n%s", want, out.String())
+		}
+	}
+}
