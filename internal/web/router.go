@@ -1,0 +1,77 @@
+// Package web is the HTTP plumbing every hostkit binary shares: a chi router
+// with request ids, an access log, Prometheus metrics by route pattern,
+// panic recovery and body limits; health endpoints that follow the host's
+// lifetime; and RFC 9457 problem details for every error, with one place
+// (StatusOf) that maps errors to status codes.
+//
+// A binary builds its router with NewRouter, adds its own routes to it, and
+// hands it to host.NewHTTPServer.
+package web
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hostkit/hostkit/internal/host"
+)
+
+// DefaultMaxBodyBytes caps request bodies when RouterOptions leaves it zero:
+// plenty for the JSON the APIs take, small enough that a client cannot make
+// the server buffer much.
+const DefaultMaxBodyBytes = 1 << 20
+
+// The operational routes every router serves.
+const (
+	LivePath    = "/healthz/live"
+	ReadyPath   = "/healthz/ready"
+	MetricsPath = "/metrics"
+)
+
+// RouterOptions is what NewRouter needs. Logger, Registry and Lifetime are
+// required.
+type RouterOptions struct {
+	Logger       *slog.Logger
+	Registry     *prometheus.Registry // HTTP metrics and host_state are registered here and served at /metrics
+	Lifetime     *host.Lifetime       // drives /healthz/ready and host_state
+	Checks       []Check              // extra readiness checks
+	MaxBodyBytes int64                // 0 means DefaultMaxBodyBytes
+}
+
+// NewRouter returns a router with the shared middleware, the health and
+// metrics routes, and problem+json answers for unknown routes and methods.
+// Middleware order, outermost first: request id, access log, metrics,
+// recover, body limit — so the log and the metrics see the 500 a panic became.
+func NewRouter(opts RouterOptions) (*chi.Mux, error) {
+	if opts.Logger == nil || opts.Registry == nil || opts.Lifetime == nil {
+		return nil, errors.New("web router: Logger, Registry and Lifetime are required")
+	}
+	maxBody := opts.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	m, err := NewMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.Registry.Register(NewStateCollector(opts.Lifetime)); err != nil {
+		return nil, err
+	}
+
+	r := chi.NewRouter()
+	r.Use(
+		RequestID,
+		AccessLog(opts.Logger, LivePath, ReadyPath, MetricsPath),
+		m.Middleware,
+		Recover(opts.Logger),
+		LimitBody(maxBody),
+	)
+	r.NotFound(NotFound)
+	r.MethodNotAllowed(MethodNotAllowed(r))
+	r.Get(LivePath, Live())
+	r.Get(ReadyPath, Ready(opts.Lifetime, opts.Checks...))
+	r.Method("GET", MetricsPath, MetricsHandler(opts.Registry))
+	return r, nil
+}

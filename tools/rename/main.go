@@ -1,0 +1,153 @@
+// Command rename gives a copy of hostkit its own module path, offline: what
+// gonew does for a module download, for a git clone.
+//
+//	go run ./tools/rename example.com/you/svc
+//
+// It rewrites the module path in go.mod, in every import and in every other
+// text file that names it (Makefile, manifests, docs), renames the container
+// images (hostkit/pingapi becomes svc/pingapi, after the module's last path
+// element), and gofmts the Go files it changed, whose import order may move.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"go/format"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+func main() {
+	if err := run(os.Args[1:], ".", os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "rename:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string, dir string, out io.Writer) error {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		return errors.New("usage: rename NEW_MODULE_PATH (e.g. example.com/you/svc)")
+	}
+	newPath := args[0]
+	oldPath, err := modulePath(dir)
+	if err != nil {
+		return err
+	}
+	if oldPath == newPath {
+		return fmt.Errorf("module is already %s", newPath)
+	}
+	// go mod edit validates the new path the way the go command will read it.
+	edit := exec.Command("go", "mod", "edit", "-module", newPath)
+	edit.Dir = dir
+	if msg, err := edit.CombinedOutput(); err != nil {
+		return fmt.Errorf("invalid module path %q: %s", newPath, bytes.TrimSpace(msg))
+	}
+	apps, err := commands(dir)
+	if err != nil {
+		return err
+	}
+	r := newReplacer(oldPath, newPath, apps)
+	n, err := r.tree(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "renamed %s to %s in %d files; images are now %s/<app>\n", oldPath, newPath, n, path.Base(newPath))
+	return nil
+}
+
+func modulePath(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return "", fmt.Errorf("read go.mod: %w", err)
+	}
+	m := regexp.MustCompile(`(?m)^module\s+(\S+)`).FindSubmatch(b)
+	if m == nil {
+		return "", errors.New("go.mod has no module line")
+	}
+	return string(m[1]), nil
+}
+
+// commands lists the binaries under cmd/, which are also the image names.
+func commands(dir string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, "cmd"))
+	if err != nil {
+		return nil, fmt.Errorf("list cmd: %w", err)
+	}
+	var apps []string
+	for _, e := range entries {
+		if e.IsDir() {
+			apps = append(apps, regexp.QuoteMeta(e.Name()))
+		}
+	}
+	return apps, nil
+}
+
+type replacer struct {
+	oldPath, newPath string
+	image            *regexp.Regexp
+	newName          string
+}
+
+func newReplacer(oldPath, newPath string, apps []string) *replacer {
+	// An image reference is the old name, a slash and an app, not inside a
+	// longer path (the module path is replaced before this runs).
+	image := regexp.MustCompile(`(^|[^\w./-])` + regexp.QuoteMeta(path.Base(oldPath)) +
+		`/(` + strings.Join(apps, "|") + `)\b`)
+	return &replacer{oldPath: oldPath, newPath: newPath, image: image, newName: path.Base(newPath)}
+}
+
+// skipDirs are never rewritten: history, build output, local data.
+var skipDirs = map[string]bool{".git": true, "bin": true, "data": true, "vendor": true, "node_modules": true}
+
+func (r *replacer) tree(dir string) (int, error) {
+	changed := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != dir && skipDirs[d.Name()] {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		ok, err := r.file(p)
+		if ok {
+			changed++
+		}
+		return err
+	})
+	return changed, err
+}
+
+func (r *replacer) file(p string) (bool, error) {
+	info, err := os.Stat(p)
+	if err != nil || info.Size() > 4<<20 {
+		return false, err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || bytes.IndexByte(b, 0) >= 0 { // binary files are left alone
+		return false, err
+	}
+	out := bytes.ReplaceAll(b, []byte(r.oldPath), []byte(r.newPath))
+	out = r.image.ReplaceAll(out, []byte("${1}"+r.newName+"/${2}"))
+	if bytes.Equal(out, b) {
+		return false, nil
+	}
+	if strings.HasSuffix(p, ".go") {
+		if out, err = format.Source(out); err != nil {
+			return false, fmt.Errorf("gofmt %s: %w", p, err)
+		}
+	}
+	return true, os.WriteFile(p, out, info.Mode().Perm())
+}
