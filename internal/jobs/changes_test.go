@@ -1,0 +1,25 @@
+package jobs_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/jobs"
+)
+
+func TestLogChangesLogsTheChange(t *testing.T) {
+	var buf bytes.Buffer
+	h := jobs.LogChanges(slog.New(slog.NewJSONHandler(&buf, nil)))
+	if err := h(context.Background(), changefeed.Change{Key: "order-7", Partition: 3, Seq: 42, Data: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"key":"order-7"`, `"partition":3`, `"seq":42`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log %s lacks %s", buf.String(), want)
+		}
+	}
+}

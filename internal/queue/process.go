@@ -1,0 +1,155 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// process runs one job and settles it: acknowledge, retry later or
+// dead-letter. keep is the calling worker's keep-alive.
+func (p *Processor) process(m jetstream.Msg, keep *keeper) {
+	meta, err := m.Metadata()
+	if err != nil {
+		// Only a message that did not come from JetStream lacks metadata.
+		p.log.Error("job without JetStream metadata; terminating it", "subject", m.Subject(), "err", err)
+		_ = m.Term()
+		return
+	}
+	msg := Message{
+		Subject:   m.Subject(),
+		Data:      m.Data(),
+		Header:    m.Headers(),
+		Attempt:   int(meta.NumDelivered),
+		Sequence:  meta.Sequence.Stream,
+		Published: meta.Timestamp,
+	}
+	r, ok := p.routes[msg.Subject]
+	switch {
+	case !ok:
+		p.deadLetter(m, msg, p.unhandled, fmt.Errorf("%w %q", ErrNoHandler, msg.Subject))
+		return
+	case msg.Attempt > p.cfg.MaxDeliver:
+		// The previous, last attempt never settled the job: the worker died
+		// while running it. Running it again could kill the next one too.
+		p.deadLetter(m, msg, r.count, fmt.Errorf("%w: %d deliveries, queue.max_deliver = %d",
+			ErrGaveUp, msg.Attempt, p.cfg.MaxDeliver))
+		return
+	}
+
+	keep.watch(m)
+	err = p.call(p.handlerCtx, r.handler, msg)
+	keep.release()
+	p.settle(m, msg, r.count, err)
+}
+
+// settle acknowledges, retries or dead-letters a job after its handler ran.
+func (p *Processor) settle(m jetstream.Msg, msg Message, count *counters, err error) {
+	switch {
+	case err == nil:
+		// Logged before the acknowledgement: a crash in between shows up as
+		// a duplicate in the logs, never as a job done but not logged.
+		if p.log.Enabled(context.Background(), slog.LevelDebug) {
+			p.log.Debug("job done", "subject", msg.Subject, "seq", msg.Sequence, "attempt", msg.Attempt)
+		}
+		if ackErr := m.Ack(); ackErr != nil {
+			p.log.Warn("acknowledge job", "subject", msg.Subject, "seq", msg.Sequence, "err", ackErr)
+		}
+		count.ok.Inc()
+	case p.handlerCtx.Err() != nil:
+		// Stop gave up waiting and cancelled the handler: not the job's fault.
+		p.requeue(m)
+		count.requeued.Inc()
+		p.log.Warn("job interrupted by shutdown; handed back", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
+	case IsPermanent(err) || msg.Attempt >= p.cfg.MaxDeliver:
+		p.deadLetter(m, msg, count, err)
+	default:
+		delay := p.cfg.backoff(msg.Attempt)
+		if nakErr := m.NakWithDelay(delay); nakErr != nil {
+			p.log.Warn("schedule retry", "subject", msg.Subject, "seq", msg.Sequence, "err", nakErr)
+		}
+		count.retry.Inc()
+		p.log.Warn("job failed; will retry", "subject", msg.Subject, "seq", msg.Sequence,
+			"attempt", msg.Attempt, "max_deliver", p.cfg.MaxDeliver, "retry_in", delay, "err", err)
+	}
+}
+
+// deadLetter copies the job to the DLQ stream and removes it from JOBS. If
+// the copy fails the job is retried instead, so nothing is dropped.
+func (p *Processor) deadLetter(m jetstream.Msg, msg Message, count *counters, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.AckWait)
+	defer cancel()
+	if err := DeadLetter(ctx, p.js, m, cause, msg.Attempt); err != nil {
+		p.log.Error("cannot move job to DLQ; will retry", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
+		_ = m.NakWithDelay(p.cfg.backoff(msg.Attempt))
+		count.retry.Inc()
+		return
+	}
+	if err := m.Term(); err != nil {
+		p.log.Warn("terminate dead-lettered job", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
+	}
+	count.deadLettered()
+	p.log.Error("job moved to DLQ", "subject", msg.Subject, "seq", msg.Sequence,
+		"dlq_subject", DLQPrefix+msg.Subject, "attempt", msg.Attempt, "err", cause)
+}
+
+// call runs the handler, turning a panic into an error so that one bad job
+// cannot take the worker down.
+func (p *Processor) call(ctx context.Context, h Handler, msg Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("job handler panicked", "subject", msg.Subject, "seq", msg.Sequence,
+				"panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return h(ctx, msg)
+}
+
+// keeper sends progress signals for the job its worker is running, so that
+// the server does not deliver the job again while its handler is still busy.
+// One per worker, reused for every job: no timer is made per job.
+type keeper struct {
+	every time.Duration
+	timer *time.Timer
+
+	mu  sync.Mutex
+	msg jetstream.Msg // nil while the worker is idle
+}
+
+func newKeeper(every time.Duration) *keeper {
+	k := &keeper{every: every}
+	k.timer = time.AfterFunc(time.Hour, k.tick)
+	k.timer.Stop()
+	return k
+}
+
+func (k *keeper) watch(m jetstream.Msg) {
+	k.mu.Lock()
+	k.msg = m
+	k.mu.Unlock()
+	k.timer.Reset(k.every)
+}
+
+func (k *keeper) release() {
+	k.timer.Stop()
+	k.mu.Lock()
+	k.msg = nil
+	k.mu.Unlock()
+}
+
+func (k *keeper) tick() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.msg == nil {
+		return
+	}
+	// A lost signal costs a duplicate at worst; the next tick sends another.
+	_ = k.msg.InProgress()
+	k.timer.Reset(k.every)
+}
