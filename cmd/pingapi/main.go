@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/hostkit/hostkit/internal/host"
+	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/ping"
-	"github.com/hostkit/hostkit/internal/queue"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -52,13 +52,13 @@ func build(h *host.Host, cfg config) error {
 	// The publisher connects in the background: pingapi serves while NATS is
 	// down and answers jobs with 503 until it is up. Added before the HTTP
 	// server, it stops after it, so requests in flight can still publish.
-	pub, err := queue.NewPublisher(cfg.NATSURL, log)
+	pub, err := natsclient.NewPublisher(cfg.NATSURL, log)
 	if err != nil {
 		return &host.ConfigError{Key: "nats.url", Value: cfg.NATSURL, Err: err}
 	}
 	h.Add("nats-publisher", pub)
 	ping.AddRoutes(r, ping.Options{
-		MaxDelay: cfg.MaxDelay, Publisher: pub, Unavailable: queue.ErrUnavailable, Logger: log,
+		MaxDelay: cfg.MaxDelay, Publisher: pub, Unavailable: natsclient.ErrUnavailable, Logger: log,
 	})
 	h.Add("http", host.NewHTTPServer(cfg.Addr, r, lt, log))
 	return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/queue"
 	"github.com/hostkit/hostkit/internal/rollout"
 )
@@ -159,7 +160,7 @@ func streamMsgs(tb testing.TB, js jetstream.JetStream, name string) int {
 // publishJobs stores n jobs.ping jobs through the queue's Publisher.
 func publishJobs(ctx context.Context, tb testing.TB, url string, n int, work string) {
 	tb.Helper()
-	pub, err := queue.NewPublisher(url, slog.New(slog.DiscardHandler))
+	pub, err := natsclient.NewPublisher(url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}

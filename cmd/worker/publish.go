@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/hostkit/hostkit/internal/host"
-	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/natsclient"
 )
 
 // defaultPayload fits jobs.ping: a numbered job with a little work.
@@ -94,7 +94,7 @@ func parsePublish(args, environ []string, stderr io.Writer) (publishOptions, err
 		return opts, errors.New("want SUBJECT and at most one PAYLOAD")
 	}
 	opts.subject = fs.Arg(0)
-	if err := queue.ValidSubject(opts.subject); err != nil {
+	if err := natsclient.ValidSubject(opts.subject); err != nil {
 		return opts, err
 	}
 	if opts.count < 1 {
@@ -108,7 +108,7 @@ func parsePublish(args, environ []string, stderr io.Writer) (publishOptions, err
 
 // send publishes the messages one by one and returns how many were stored.
 func send(ctx context.Context, opts publishOptions, log *slog.Logger) (int, error) {
-	pub, err := queue.NewPublisher(opts.url, log)
+	pub, err := natsclient.NewPublisher(opts.url, log)
 	if err != nil {
 		return 0, err
 	}
@@ -122,7 +122,7 @@ func send(ctx context.Context, opts publishOptions, log *slog.Logger) (int, erro
 		err := pub.Publish(pctx, opts.subject, []byte(data))
 		cancel()
 		if err != nil {
-			if errors.Is(err, queue.ErrUnavailable) {
+			if errors.Is(err, natsclient.ErrUnavailable) {
 				err = fmt.Errorf("%w (is a worker running? it creates the streams)", err)
 			}
 			return i - 1, err
@@ -133,7 +133,7 @@ func send(ctx context.Context, opts publishOptions, log *slog.Logger) (int, erro
 
 // waitConnected gives a publisher, which connects in the background, time to
 // reach the server before the first message.
-func waitConnected(ctx context.Context, pub *queue.Publisher, timeout time.Duration) error {
+func waitConnected(ctx context.Context, pub *natsclient.Publisher, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for pub.Ready() != nil {

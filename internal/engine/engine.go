@@ -21,14 +21,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hostkit/hostkit/internal/natsclient"
 )
 
 // Config describes which engine to run or connect to. The zero value is not
@@ -125,20 +125,20 @@ func (e *Engine) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name(e.cfg.Name), errorHandler(e.log))
+		nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name(e.cfg.Name), natsclient.ErrorHandler(e.log))
 		if err != nil {
 			shutdownEmbedded(context.Background(), srv)
 			return fmt.Errorf("connect to embedded NATS: %w", err)
 		}
 		return e.setConn(srv, nc)
 	}
-	nc, err := Dial(e.cfg.URL, e.cfg.Name, e.log)
+	nc, err := natsclient.Dial(e.cfg.URL, e.cfg.Name, e.log)
 	if err != nil {
 		return err
 	}
-	if err := waitConnected(ctx, nc, e.cfg.ConnectTimeout); err != nil {
+	if err := natsclient.WaitConnected(ctx, nc, e.cfg.ConnectTimeout); err != nil {
 		nc.Close()
-		return fmt.Errorf("connect to NATS at %s: %w", redactURL(e.cfg.URL), err)
+		return fmt.Errorf("connect to NATS at %s: %w", natsclient.RedactURL(e.cfg.URL), err)
 	}
 	e.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
 	return e.setConn(nil, nc)
@@ -167,7 +167,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Unlock()
 	var errs []error
 	if nc != nil {
-		if err := Drain(ctx, nc); err != nil {
+		if err := natsclient.Drain(ctx, nc); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -177,25 +177,6 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// Drain lets publishes and acknowledgements still in flight reach the server,
-// then closes nc; it closes at once when ctx ends first or when nc is not
-// connected (there is nothing to flush then).
-func Drain(ctx context.Context, nc *nats.Conn) error {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return nil
-	}
-	select {
-	case <-closed:
-		return nil
-	case <-ctx.Done():
-		nc.Close()
-		return fmt.Errorf("drain NATS connection: %w", ctx.Err())
-	}
 }
 
 // JetStream returns the JetStream API of the connection; nil before Start.
@@ -240,83 +221,4 @@ func (e *Engine) Ready() error {
 		return ErrNotConnected
 	}
 	return nil
-}
-
-// Dial connects to the NATS servers at url and keeps reconnecting for as long
-// as the connection is open. It does not fail when no server is reachable:
-// the connection then starts in the reconnecting state. name labels the
-// connection on the server.
-func Dial(url, name string, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
-		nats.Name(name),
-		nats.RetryOnFailedConnect(true),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond),
-		nats.ReconnectJitter(250*time.Millisecond, time.Second),
-		nats.Timeout(2*time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("disconnected from NATS", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
-		}),
-		errorHandler(log),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
-	}
-	return nc, nil
-}
-
-// errorHandler logs asynchronous errors, such as a subscription falling
-// behind (slow consumer), which nats.go would otherwise only print.
-func errorHandler(log *slog.Logger) nats.Option {
-	return nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-		if sub != nil {
-			log.Warn("NATS subscription error", "subject", sub.Subject, "err", err)
-			return
-		}
-		log.Warn("NATS error", "err", err)
-	})
-}
-
-// waitConnected polls the connection state; nats.go offers no single-shot
-// notification for the first successful connect of a retrying connection.
-func waitConnected(ctx context.Context, nc *nats.Conn, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !nc.IsConnected() {
-		select {
-		case <-ctx.Done():
-			if err := nc.LastError(); err != nil {
-				return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-			}
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
-}
-
-// redactURL hides passwords in a comma-separated list of server URLs so that
-// it can be logged and put into errors.
-func redactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.User == nil {
-			continue
-		}
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		} else {
-			u.User = url.User("xxxxx") // a lone user name is a token
-		}
-		parts[i] = u.String()
-	}
-	return strings.Join(parts, ",")
 }

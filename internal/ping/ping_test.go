@@ -21,7 +21,7 @@ import (
 	"github.com/hostkit/hostkit/internal/web"
 )
 
-// errQueueDown stands in for queue.ErrUnavailable.
+// errQueueDown stands in for natsclient.ErrUnavailable.
 var errQueueDown = errors.New("queue down")
 
 // fakePublisher records what it was asked to publish and returns err.

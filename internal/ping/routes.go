@@ -14,7 +14,7 @@ type Options struct {
 	// Publisher receives jobs; nil makes POST /pingpong/jobs answer 503.
 	Publisher Publisher
 	// Unavailable is the sentinel Publisher's errors match when the queue is
-	// down (queue.ErrUnavailable), answered with 503 instead of 500.
+	// down (natsclient.ErrUnavailable), answered with 503 instead of 500.
 	Unavailable error
 	// Logger receives publish failures. Nil discards them.
 	Logger *slog.Logger

@@ -1,4 +1,4 @@
-package queue
+package natsclient
 
 import (
 	"context"
@@ -9,8 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/hostkit/hostkit/internal/engine"
 )
 
 // ErrUnavailable is wrapped into the errors of Publish when the engine cannot
@@ -35,7 +33,7 @@ type Publisher struct {
 // NewPublisher connects to the NATS servers at url (comma-separated). It only
 // fails for a malformed URL, never because no server is reachable.
 func NewPublisher(url string, log *slog.Logger) (*Publisher, error) {
-	nc, err := engine.Dial(url, "hostkit-publisher", log)
+	nc, err := Dial(url, "hostkit-publisher", log)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +114,7 @@ func (p *Publisher) Start(context.Context) error { return nil }
 // Stop flushes messages still in flight and closes the connection, bounded by
 // ctx.
 func (p *Publisher) Stop(ctx context.Context) error {
-	if err := engine.Drain(ctx, p.nc); err != nil {
+	if err := Drain(ctx, p.nc); err != nil {
 		return fmt.Errorf("close publisher: %w", err)
 	}
 	return nil

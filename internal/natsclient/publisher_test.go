@@ -1,14 +1,78 @@
-package queue_test
+package natsclient_test
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hostkit/hostkit/internal/engine"
+	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/queue"
 )
+
+func testLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// startEngineIn runs an embedded engine on addr, stopped at the end of the test.
+func startEngineIn(tb testing.TB, dir, addr string) *engine.Engine {
+	tb.Helper()
+	cfg := engine.DefaultConfig()
+	cfg.StoreDir, cfg.Addr = dir, addr
+	e, err := engine.New(cfg, testLogger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.Stop(ctx); err != nil {
+			tb.Errorf("stop engine: %v", err)
+		}
+	})
+	return e
+}
+
+// ensureStreams creates JOBS and DLQ as the worker would.
+func ensureStreams(tb testing.TB, e *engine.Engine) {
+	tb.Helper()
+	for _, sc := range []jetstream.StreamConfig{queue.JobsStreamConfig(1), queue.DLQStreamConfig(1)} {
+		if _, err := e.JetStream().CreateOrUpdateStream(context.Background(), sc); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func streamMsgs(tb testing.TB, e *engine.Engine, stream string) int {
+	tb.Helper()
+	s, err := e.JetStream().Stream(context.Background(), stream)
+	if err != nil {
+		tb.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return int(info.State.Msgs)
+}
+
+// eventually polls cond until it holds or ten seconds pass.
+func eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 
 // freeAddr returns a loopback address nothing listens on.
 func freeAddr(tb testing.TB) string {
@@ -21,9 +85,9 @@ func freeAddr(tb testing.TB) string {
 	return l.Addr().String()
 }
 
-func newPublisher(tb testing.TB, url string) *queue.Publisher {
+func newPublisher(tb testing.TB, url string) *natsclient.Publisher {
 	tb.Helper()
-	p, err := queue.NewPublisher(url, testLogger())
+	p, err := natsclient.NewPublisher(url, testLogger())
 	if err != nil {
 		tb.Fatalf("NewPublisher(%q): %v", url, err)
 	}
@@ -47,13 +111,13 @@ func TestPublisherStoresMessage(t *testing.T) {
 
 func TestPublisherWithoutServerIsUnavailable(t *testing.T) {
 	p := newPublisher(t, "nats://"+freeAddr(t))
-	if err := p.Ready(); !errors.Is(err, queue.ErrUnavailable) {
+	if err := p.Ready(); !errors.Is(err, natsclient.ErrUnavailable) {
 		t.Fatalf("Ready() = %v, want ErrUnavailable", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := p.Publish(ctx, "jobs.ping", []byte(`{}`))
-	if !errors.Is(err, queue.ErrUnavailable) {
+	if !errors.Is(err, natsclient.ErrUnavailable) {
 		t.Fatalf("Publish() = %v, want ErrUnavailable", err)
 	}
 	if ctx.Err() != nil {
@@ -67,7 +131,7 @@ func TestPublisherWithoutStreamIsUnavailable(t *testing.T) {
 	eventually(t, "publisher connected", func() bool { return p.Ready() == nil })
 
 	err := p.Publish(context.Background(), "jobs.ping", []byte(`{}`))
-	if !errors.Is(err, queue.ErrUnavailable) {
+	if !errors.Is(err, natsclient.ErrUnavailable) {
 		t.Fatalf("Publish() = %v, want ErrUnavailable", err)
 	}
 }
@@ -75,7 +139,7 @@ func TestPublisherWithoutStreamIsUnavailable(t *testing.T) {
 func TestPublisherConnectsWhenServerComesUp(t *testing.T) {
 	addr := freeAddr(t)
 	p := newPublisher(t, "nats://"+addr)
-	if err := p.Publish(context.Background(), "jobs.ping", []byte(`{}`)); !errors.Is(err, queue.ErrUnavailable) {
+	if err := p.Publish(context.Background(), "jobs.ping", []byte(`{}`)); !errors.Is(err, natsclient.ErrUnavailable) {
 		t.Fatalf("Publish() before the server = %v, want ErrUnavailable", err)
 	}
 
@@ -94,7 +158,7 @@ func TestPublisherAfterStopIsUnavailable(t *testing.T) {
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if err := p.Publish(context.Background(), "jobs.ping", []byte(`{}`)); !errors.Is(err, queue.ErrUnavailable) {
+	if err := p.Publish(context.Background(), "jobs.ping", []byte(`{}`)); !errors.Is(err, natsclient.ErrUnavailable) {
 		t.Fatalf("Publish() after Stop = %v, want ErrUnavailable", err)
 	}
 }
@@ -104,7 +168,7 @@ func TestPublishRejectsBadSubjects(t *testing.T) {
 	for _, subject := range []string{"", "jobs.*", "jobs.>", "jobs..x", ".jobs", "jobs.", "jobs.a b"} {
 		t.Run(subject, func(t *testing.T) {
 			err := p.Publish(context.Background(), subject, nil)
-			if !errors.Is(err, queue.ErrInvalidSubject) {
+			if !errors.Is(err, natsclient.ErrInvalidSubject) {
 				t.Fatalf("Publish(%q) = %v, want ErrInvalidSubject", subject, err)
 			}
 		})
@@ -112,7 +176,7 @@ func TestPublishRejectsBadSubjects(t *testing.T) {
 }
 
 func TestNewPublisherRejectsMalformedURL(t *testing.T) {
-	if _, err := queue.NewPublisher("nats://[::1", testLogger()); err == nil {
+	if _, err := natsclient.NewPublisher("nats://[::1", testLogger()); err == nil {
 		t.Fatal("NewPublisher accepted a malformed URL")
 	}
 }
