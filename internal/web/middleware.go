@@ -52,9 +52,9 @@ func validRequestID(id string) bool {
 // AccessLog logs one line per request through log: request id, method,
 // path, status and duration. That is five attributes, the most a slog
 // record holds without allocating, as this runs for every request; the route
-// pattern and sizes are in the metrics. 5xx answers are logged as errors;
-// requests to the quiet routes (probes and scrapes, which arrive every few
-// seconds) at debug.
+// pattern and sizes are in the metrics. Requests to the quiet routes (probes
+// and scrapes, which arrive every few seconds and answer 503 on purpose while
+// starting and draining) are logged at debug; other 5xx answers as errors.
 func AccessLog(log *slog.Logger, quiet ...string) func(http.Handler) http.Handler {
 	quietSet := make(map[string]bool, len(quiet))
 	for _, q := range quiet {
@@ -67,10 +67,11 @@ func AccessLog(log *slog.Logger, quiet ...string) func(http.Handler) http.Handle
 			status := o.finalStatus()
 			level := slog.LevelInfo
 			switch {
+			case quietSet[o.routePattern()]:
+				// Probes answer 503 on purpose while starting and draining.
+				level = slog.LevelDebug
 			case status >= 500:
 				level = slog.LevelError
-			case quietSet[o.routePattern()]:
-				level = slog.LevelDebug
 			}
 			ctx := r.Context()
 			if !log.Enabled(ctx, level) {

@@ -357,3 +357,12 @@ func TestRequestIDReplacesUnsafeClientIDs(t *testing.T) {
 		})
 	}
 }
+
+func TestAccessLogUnreadyProbeAtDebug(t *testing.T) {
+	f := newFixture(t, host.NewLifetime()) // not started: readiness answers 503
+	f.do(t, "GET", web.ReadyPath, "")
+	recs := f.logs.records(t)
+	if len(recs) != 1 || recs[0]["level"] != "DEBUG" || recs[0]["status"] != float64(503) {
+		t.Errorf("unready probe access log = %v, want one DEBUG record with status 503", recs)
+	}
+}
