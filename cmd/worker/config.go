@@ -28,6 +28,9 @@ func (cfg *config) declare(c *host.Config) {
 	c.Check(func() error {
 		// One key, two packages: the change feed replicates like the queue.
 		cfg.ChangeFeed.Replicas = cfg.Engine.Replicas
+		if cfg.ChangeFeed.Instance == "" {
+			cfg.ChangeFeed.Instance = changefeed.DefaultConfig().Instance
+		}
 		return invalid(cfg.Engine.Validate(), cfg.Queue.Validate(), cfg.ChangeFeed.Validate())
 	})
 }
@@ -67,8 +70,10 @@ func (cfg *config) declareQueue(c *host.Config) {
 
 func (cfg *config) declareChangeFeed(c *host.Config) {
 	f := changefeed.DefaultConfig()
-	c.String(&cfg.ChangeFeed.Instance, "changefeed.instance", f.Instance,
-		"this replica's name in the lease table; must be unique (the pod name in Kubernetes)")
+	// Declared empty so the documented default does not depend on the machine
+	// that renders it; the check below fills in the host name.
+	c.String(&cfg.ChangeFeed.Instance, "changefeed.instance", "",
+		"this replica's name in the lease table, unique among replicas; empty: the host name (the pod name in Kubernetes)")
 	c.Int(&cfg.ChangeFeed.Partitions, "changefeed.partitions", f.Partitions,
 		"partitions the change feed is split into")
 	c.Duration(&cfg.ChangeFeed.LeaseTTL, "changefeed.lease_ttl", f.LeaseTTL,

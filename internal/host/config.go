@@ -352,3 +352,18 @@ func (c *Config) Usage(w io.Writer, program string) {
 		fmt.Fprintf(w, "  %-28s %-30s %-12s %s\n", k.Name, k.Env(), k.Default, k.Help)
 	}
 }
+
+// Markdown returns the keys as a Markdown table (key, environment variable,
+// default, meaning), the form the README documents them in.
+func (c *Config) Markdown() string {
+	var b strings.Builder
+	b.WriteString("| Key | Environment | Default | Meaning |\n| --- | --- | --- | --- |\n")
+	for _, k := range c.keys {
+		def := "`" + k.Default + "`"
+		if k.Default == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", k.Name, k.Env(), def, strings.ReplaceAll(k.Help, "|", `\|`))
+	}
+	return b.String()
+}

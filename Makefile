@@ -1,0 +1,209 @@
+# hostkit developer entry points. `make help` lists every target.
+#
+# Nothing here needs an executable bit (scripts run as `bash FILE`) or knows
+# the module path (ask `go list -m`), so the tree still works after gonew
+# copies it under another name.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+# Each recipe runs as one script: variables and traps live across its lines.
+.ONESHELL:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+APPS := pingapi worker
+# Every binary listens on its own HTTP port (config key http.addr).
+PORT_pingapi := 8080
+PORT_worker := 8090
+
+IMAGE_REPO ?= hostkit
+PINGAPI_IMAGE := $(IMAGE_REPO)/pingapi
+WORKER_IMAGE := $(IMAGE_REPO)/worker
+# Empty builds the Dockerfile's default target (golang builder, distroless
+# runtime); `local` packages binaries built here into scratch, for machines
+# without registry access.
+IMAGE_TARGET ?=
+# The tag is computed once per make run, and only when a target needs it:
+# the commit, or commit-dirty-HASH for a changed tree (deploy/image/tag.sh).
+TAG ?= $(eval TAG := $$(shell bash deploy/image/tag.sh))$(TAG)
+REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The image's source label, from the module path (github.com/OWNER/REPO).
+SOURCE = https://$(shell go list -m)
+LDFLAGS = -s -w -X main.version=$(TAG)
+
+KIND_CLUSTER ?= hostkit
+# kind at the version in go.mod (a `tool` there), the one whose node image
+# deploy/kind/cluster.yaml pins; set KIND=kind to use an installed one.
+KIND ?= go tool kind
+KUBECTL := kubectl --context kind-$(KIND_CLUSTER)
+NAMESPACE := hostkit
+# Contour, the ingress controller (deploy/README.md says why): its quickstart
+# manifest at a fixed release, plus our patch to pin Envoy to the ingress node.
+CONTOUR_VERSION := v1.33.6
+CONTOUR_MANIFEST := https://raw.githubusercontent.com/projectcontour/contour/$(CONTOUR_VERSION)/examples/render/contour.yaml
+# Where `make manifests` renders the overlay that carries the image tags.
+DEPLOY_DIR ?= bin/deploy
+INGRESS_URL ?= http://localhost:8081
+# rollout-check: the load runs until the rollout is done plus this many
+# seconds, so the last old pod's shutdown delay and drain are under load too.
+ROLLOUT_DRAIN_SECONDS ?= 10
+
+APP ?= pingapi
+REPLICAS ?=
+
+STATICCHECK_VERSION := v0.8.2
+GOVULNCHECK_VERSION := v1.9.0
+# The whole suite, container and manifest tests included; CI runs `make test`.
+TEST_TIMEOUT ?= 9m
+
+# testcontainers-go: no reaper container (it would need a registry pull) and
+# containers reached through localhost.
+export TESTCONTAINERS_RYUK_DISABLED := true
+export TESTCONTAINERS_HOST_OVERRIDE := localhost
+
+##@ Develop
+
+.PHONY: help
+help: ## List the targets with a one-line description
+	@awk 'BEGIN { FS = ":.*## " }
+	  /^##@/ { printf "\n%s\n", substr($$0, 5) }
+	  /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	echo
+	echo "Variables: TAG=$(TAG) KIND_CLUSTER=$(KIND_CLUSTER) APP=$(APP) IMAGE_TARGET=$(IMAGE_TARGET)"
+
+.PHONY: build
+build: ## Build every command under cmd/ into bin/
+	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+.PHONY: test
+test: ## Run every test once (go test ./...), container and manifest tests included
+	go test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: test-race
+test-race: ## Run the internal packages' tests with the race detector
+	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./internal/...
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck and govulncheck (pinned, fetched by go run)
+	unformatted=$$(gofmt -l $$(go list -f '{{.Dir}}' ./...))
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
+
+.PHONY: run
+run: ## Run worker (embedded NATS on 127.0.0.1:4222) and pingapi (:8080); Ctrl-C stops both
+	go build -o bin/dev/ ./cmd/worker ./cmd/pingapi
+	# Ctrl-C reaches both binaries through the terminal's process group; the
+	# trap only keeps this shell waiting for their graceful stop rather than
+	# signalling them a second time (a second signal forces an exit).
+	trap 'interrupted=1' INT
+	bin/dev/worker & worker=$$!
+	# pingapi publishes to the worker's engine: start it once NATS listens.
+	for _ in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1 || true; done
+	bin/dev/pingapi & pingapi=$$!
+	while kill -0 $$worker 2>/dev/null && kill -0 $$pingapi 2>/dev/null; do sleep 1 || true; done
+	# One of them stopped on its own (e.g. a port in use): stop the other too.
+	[ -n "$${interrupted:-}" ] || kill -TERM $$worker $$pingapi 2>/dev/null || true
+	status=0
+	wait $$worker || status=$$?
+	wait $$pingapi || status=$$?
+	exit $$status
+
+.PHONY: rollout-sim
+rollout-sim: ## Simulate a rolling update in-process and check nothing is dropped
+	go test -count=1 -run TestRollout -v ./internal/rollout/
+
+##@ Images
+
+.PHONY: linux-binaries
+linux-binaries: ## Build static linux binaries for the local image target into bin/linux/
+	for app in $(APPS); do
+	  CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux/$$app ./cmd/$$app
+	done
+
+.PHONY: image
+image: $(addprefix image.,$(APPS)) ## Build the hostkit/pingapi and hostkit/worker images, tagged TAG
+
+# image.APP builds one image; the Dockerfile is the same for every APP.
+image.%: $(if $(filter local,$(IMAGE_TARGET)),linux-binaries)
+	docker build $(if $(IMAGE_TARGET),--target $(IMAGE_TARGET)) \
+	  --build-arg APP=$* --build-arg PORT=$(PORT_$*) \
+	  --build-arg VERSION=$(TAG) --build-arg REVISION=$(REVISION) --build-arg SOURCE=$(SOURCE) \
+	  -t $(IMAGE_REPO)/$*:$(TAG) .
+
+##@ Kubernetes (kind)
+
+.PHONY: kind-up
+kind-up: ## Create the kind cluster if absent, install the pinned Contour, wait for the ingress
+	if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then
+	  echo "kind cluster $(KIND_CLUSTER) exists"
+	else
+	  $(KIND) create cluster --name $(KIND_CLUSTER) --config deploy/kind/cluster.yaml --wait 180s
+	fi
+	$(KUBECTL) apply -f $(CONTOUR_MANIFEST)
+	$(KUBECTL) -n projectcontour patch daemonset envoy --type strategic --patch-file deploy/kind/contour-envoy.patch.yaml
+	$(KUBECTL) apply -f deploy/kind/ingressclass.yaml
+	$(KUBECTL) -n projectcontour rollout status deployment/contour --timeout=300s
+	$(KUBECTL) -n projectcontour rollout status daemonset/envoy --timeout=300s
+
+.PHONY: kind-load
+kind-load: image ## Load both images into kind (via an archive: works with containerd's image store)
+	mkdir -p bin
+	archive=bin/images-$(TAG).tar
+	docker save -o "$$archive" $(PINGAPI_IMAGE):$(TAG) $(WORKER_IMAGE):$(TAG)
+	$(KIND) load image-archive --name $(KIND_CLUSTER) "$$archive"
+	rm -f "$$archive"
+
+.PHONY: manifests
+manifests: ## Render the kind overlay with the images tagged TAG into DEPLOY_DIR
+	bash deploy/render-overlay.sh $(DEPLOY_DIR) $(TAG) $(PINGAPI_IMAGE) $(WORKER_IMAGE)
+
+.PHONY: deploy
+deploy: kind-load manifests ## Build, load and apply everything at TAG; wait for the rollouts
+	$(KUBECTL) apply -k $(DEPLOY_DIR)
+	$(KUBECTL) -n $(NAMESPACE) rollout status statefulset/nats --timeout=300s
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/worker --timeout=300s
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/pingapi --timeout=300s
+
+.PHONY: scale
+scale: ## Scale a deployment: make scale APP=worker REPLICAS=3
+	$(if $(REPLICAS),,$(error set REPLICAS, e.g. make scale APP=worker REPLICAS=3))
+	$(KUBECTL) -n $(NAMESPACE) scale deployment/$(APP) --replicas=$(REPLICAS)
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/$(APP) --timeout=300s
+
+.PHONY: rollout-check
+rollout-check: ## Load /pingpong (GET and POST) through the ingress while pingapi rolls; fails on any failed request
+	go build -o bin/rolloutcheck ./cmd/rolloutcheck
+	# Two loads, each until stopped: the slow-path ping and job publishing.
+	bin/rolloutcheck -url $(INGRESS_URL)/pingpong/ping -want-body Pong >bin/rollout-get.txt & get=$$!
+	bin/rolloutcheck -url $(INGRESS_URL)/pingpong/jobs -method POST -body '{"work":"10ms"}' >bin/rollout-post.txt & post=$$!
+	trap 'kill -TERM $$get $$post 2>/dev/null || true' EXIT
+	sleep 3
+	$(KUBECTL) -n $(NAMESPACE) rollout restart deployment/pingapi
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/pingapi --timeout=300s
+	sleep $(ROLLOUT_DRAIN_SECONDS)
+	# Stopped, each prints its counts and percentiles; either one's failed
+	# request fails the target.
+	kill -TERM $$get $$post
+	status=0
+	wait $$get || status=1
+	echo "GET $(INGRESS_URL)/pingpong/ping:"; cat bin/rollout-get.txt
+	wait $$post || status=1
+	echo "POST $(INGRESS_URL)/pingpong/jobs:"; cat bin/rollout-post.txt
+	exit $$status
+
+.PHONY: logs
+logs: ## Follow the logs of APP (default pingapi) across its pods
+	$(KUBECTL) -n $(NAMESPACE) logs -f --prefix --all-containers --max-log-requests=10 \
+	  -l app.kubernetes.io/name=$(APP)
+
+.PHONY: undeploy
+undeploy: ## Delete everything deploy created, NATS volumes included
+	$(KUBECTL) delete -k deploy/manifests/overlays/kind --ignore-not-found --wait
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
+# `rename MODULE=...` (rewrite the module path after gonew) goes here.
