@@ -11,14 +11,17 @@ SHELL := bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-builtin-rules
 
-APPS := pingapi worker
+# Every directory under cmd/ is a service with an image of its own; tools
+# live under tools/. A new service needs no change here.
+APPS ?= $(sort $(notdir $(wildcard cmd/*)))
 # Every binary listens on its own HTTP port (config key http.addr).
 PORT_pingapi := 8080
 PORT_worker := 8090
 
-IMAGE_REPO ?= hostkit
-PINGAPI_IMAGE := $(IMAGE_REPO)/pingapi
-WORKER_IMAGE := $(IMAGE_REPO)/worker
+# Images are named after the module's last path element (hostkit/pingapi),
+# so a renamed copy builds its own names.
+IMAGE_REPO ?= $(notdir $(shell go list -m 2>/dev/null || echo hostkit))
+IMAGES = $(addprefix $(IMAGE_REPO)/,$(APPS))
 # Empty builds the Dockerfile's default target (golang builder, distroless
 # runtime); `local` packages binaries built here into scratch, for machines
 # without registry access.
@@ -93,17 +96,19 @@ lint: ## gofmt, go vet, staticcheck and govulncheck (pinned, fetched by go run)
 
 .PHONY: run
 run: ## Run worker (embedded NATS on 127.0.0.1:4222) and pingapi (:8080); Ctrl-C stops both
-	go build -o bin/dev/ ./cmd/worker ./cmd/pingapi
-	# Ctrl-C reaches both binaries through the terminal's process group; the
-	# trap only keeps this shell waiting for their graceful stop rather than
-	# signalling them a second time (a second signal forces an exit).
+	@go build -o bin/dev/ ./cmd/worker ./cmd/pingapi
+	# Ctrl-C reaches both services through the terminal's process group, so
+	# INT is only noted here: sending it on would be a second signal, which
+	# forces an exit. A TERM sent to make alone is passed on.
 	trap 'interrupted=1' INT
+	trap 'interrupted=1; kill -TERM $$worker $$pingapi 2>/dev/null || true' TERM
 	bin/dev/worker & worker=$$!
 	# pingapi publishes to the worker's engine: start it once NATS listens.
-	for _ in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1 || true; done
+	for _ in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
 	bin/dev/pingapi & pingapi=$$!
-	while kill -0 $$worker 2>/dev/null && kill -0 $$pingapi 2>/dev/null; do sleep 1 || true; done
-	# One of them stopped on its own (e.g. a port in use): stop the other too.
+	# wait -n returns when either one exits, or at once on a trapped signal.
+	wait -n $$worker $$pingapi || true
+	# One stopped on its own (e.g. a port in use): stop the other too.
 	[ -n "$${interrupted:-}" ] || kill -TERM $$worker $$pingapi 2>/dev/null || true
 	status=0
 	wait $$worker || status=$$?
@@ -123,12 +128,12 @@ linux-binaries: ## Build static linux binaries for the local image target into b
 	done
 
 .PHONY: image
-image: $(addprefix image.,$(APPS)) ## Build the hostkit/pingapi and hostkit/worker images, tagged TAG
+image: $(addprefix image.,$(APPS)) ## Build an image per service under cmd/ (IMAGE_REPO/APP:TAG)
 
 # image.APP builds one image; the Dockerfile is the same for every APP.
 image.%: $(if $(filter local,$(IMAGE_TARGET)),linux-binaries)
 	docker build $(if $(IMAGE_TARGET),--target $(IMAGE_TARGET)) \
-	  --build-arg APP=$* --build-arg PORT=$(PORT_$*) \
+	  --build-arg APP=$* --build-arg PORT=$(or $(PORT_$*),8080) \
 	  --build-arg VERSION=$(TAG) --build-arg REVISION=$(REVISION) --build-arg SOURCE=$(SOURCE) \
 	  -t $(IMAGE_REPO)/$*:$(TAG) .
 
@@ -148,23 +153,24 @@ kind-up: ## Create the kind cluster if absent, install the pinned Contour, wait 
 	$(KUBECTL) -n projectcontour rollout status daemonset/envoy --timeout=300s
 
 .PHONY: kind-load
-kind-load: image ## Load both images into kind (via an archive: works with containerd's image store)
+kind-load: image ## Load the images into kind (via an archive: works with containerd's image store)
 	mkdir -p bin
 	archive=bin/images-$(TAG).tar
-	docker save -o "$$archive" $(PINGAPI_IMAGE):$(TAG) $(WORKER_IMAGE):$(TAG)
+	docker save -o "$$archive" $(addsuffix :$(TAG),$(IMAGES))
 	$(KIND) load image-archive --name $(KIND_CLUSTER) "$$archive"
 	rm -f "$$archive"
 
 .PHONY: manifests
 manifests: ## Render the kind overlay with the images tagged TAG into DEPLOY_DIR
-	bash deploy/render-overlay.sh $(DEPLOY_DIR) $(TAG) $(PINGAPI_IMAGE) $(WORKER_IMAGE)
+	bash deploy/render-overlay.sh $(DEPLOY_DIR) $(TAG) $(IMAGES)
 
 .PHONY: deploy
 deploy: kind-load manifests ## Build, load and apply everything at TAG; wait for the rollouts
 	$(KUBECTL) apply -k $(DEPLOY_DIR)
 	$(KUBECTL) -n $(NAMESPACE) rollout status statefulset/nats --timeout=300s
-	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/worker --timeout=300s
-	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/pingapi --timeout=300s
+	for app in $(APPS); do
+	  $(KUBECTL) -n $(NAMESPACE) rollout status deployment/$$app --timeout=300s
+	done
 
 .PHONY: scale
 scale: ## Scale a deployment: make scale APP=worker REPLICAS=3
@@ -174,7 +180,7 @@ scale: ## Scale a deployment: make scale APP=worker REPLICAS=3
 
 .PHONY: rollout-check
 rollout-check: ## Load /pingpong (GET and POST) through the ingress while pingapi rolls; fails on any failed request
-	go build -o bin/rolloutcheck ./cmd/rolloutcheck
+	go build -o bin/rolloutcheck ./tools/rolloutcheck
 	# Two loads, each until stopped: the slow-path ping and job publishing.
 	bin/rolloutcheck -url $(INGRESS_URL)/pingpong/ping -want-body Pong >bin/rollout-get.txt & get=$$!
 	bin/rolloutcheck -url $(INGRESS_URL)/pingpong/jobs -method POST -body '{"work":"10ms"}' >bin/rollout-post.txt & post=$$!
@@ -206,4 +212,9 @@ undeploy: ## Delete everything deploy created, NATS volumes included
 kind-down: ## Delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
-# `rename MODULE=...` (rewrite the module path after gonew) goes here.
+##@ Template
+
+.PHONY: rename
+rename: ## Give a clone its own module path and image names: make rename MODULE=example.com/you/svc
+	$(if $(MODULE),,$(error set MODULE, e.g. make rename MODULE=example.com/you/svc))
+	go run ./tools/rename $(MODULE)

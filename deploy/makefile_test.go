@@ -72,7 +72,7 @@ func TestMakeHelpDescribesEveryTarget(t *testing.T) {
 
 // make -n prints what `make kind-up deploy rollout-check` would do without
 // a cluster, so the wiring between the Makefile, the Dockerfile, deploy/ and
-// cmd/rolloutcheck is checked here, in order.
+// tools/rolloutcheck is checked here, in order.
 func TestMakeKindUpDeployRolloutCheckDryRun(t *testing.T) {
 	out := runMake(t, "-n", "kind-up", "deploy", "rollout-check", "TAG=t-123")
 	objs := render(t, kindOverlay)
@@ -96,8 +96,9 @@ func TestMakeKindUpDeployRolloutCheckDryRun(t *testing.T) {
 		"bash deploy/render-overlay.sh bin/deploy t-123 " + images[0] + " " + images[1],
 		"kubectl --context kind-hostkit apply -k bin/deploy",
 		"rollout status statefulset/nats",
-		"rollout status deployment/pingapi",
-		"go build -o bin/rolloutcheck ./cmd/rolloutcheck",
+		"for app in pingapi worker; do",
+		"rollout status deployment/$app",
+		"go build -o bin/rolloutcheck ./tools/rolloutcheck",
 		"-url http://localhost:8081/pingpong/ping",
 		"-url http://localhost:8081/pingpong/jobs -method POST",
 		"rollout restart deployment/pingapi",

@@ -5,7 +5,7 @@
 // standing in for an ingress that learns of pod changes with some lag.
 //
 // The rollout simulation test drives real pingapi processes through the
-// proxy; cmd/rolloutcheck points the same load generator at a real cluster.
+// proxy; tools/rolloutcheck points the same load generator at a real cluster.
 package rollout
 
 import (
