@@ -171,14 +171,7 @@ func (p *Processor) Stop(ctx context.Context) error {
 	if !p.started.Load() || p.handlerCtx == nil {
 		return nil
 	}
-	p.stopOnce.Do(func() {
-		close(p.stopping)
-		p.mu.Lock()
-		// Drain rather than Stop: the buffered jobs come out of the iterator
-		// and are handed back at once instead of waiting AckWait.
-		p.iter.Drain()
-		p.mu.Unlock()
-	})
+	p.stopFetching()
 	select {
 	case <-p.loopDone:
 		p.cancelHandler()
@@ -188,6 +181,29 @@ func (p *Processor) Stop(ctx context.Context) error {
 		p.cancelHandler()
 		return fmt.Errorf("queue processor: %d handlers still running: %w", p.running.Load(), ctx.Err())
 	}
+}
+
+// Stopping is the host's lifecycle hook that runs for every service before
+// any Stop: the processor stops taking new jobs the moment the application
+// begins to stop, not only when its own turn to stop comes (services stop in
+// reverse order, and the change feed, added after it, stops first).
+func (p *Processor) Stopping(context.Context) error {
+	if p.started.Load() && p.handlerCtx != nil {
+		p.stopFetching()
+	}
+	return nil
+}
+
+// stopFetching stops the iterator once; running handlers go on.
+func (p *Processor) stopFetching() {
+	p.stopOnce.Do(func() {
+		close(p.stopping)
+		p.mu.Lock()
+		// Drain rather than Stop: the buffered jobs come out of the iterator
+		// and are handed back at once instead of waiting AckWait.
+		p.iter.Drain()
+		p.mu.Unlock()
+	})
 }
 
 // loop runs Concurrency workers over one iterator, and consumes again when

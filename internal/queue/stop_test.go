@@ -165,3 +165,39 @@ func TestStopHandsBackPrefetchedJobsAtOnce(t *testing.T) {
 		return second.count(t, "jobs.queued", queue.ResultOK) == n-1
 	})
 }
+
+// The host calls Stopping on every service before any Stop: from then on the
+// processor takes no new job, while the running one finishes.
+func TestStoppingHookStopsFetchingButLetsHandlersFinish(t *testing.T) {
+	e := startEngine(t)
+	cfg := fastConfig()
+	cfg.Concurrency, cfg.Prefetch = 1, 1
+	p := newProcessor(t, e, cfg)
+	started := make(chan struct{}, 10)
+	release := make(chan struct{})
+	p.Handle("jobs.wait", func(ctx context.Context, _ queue.Message) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	})
+	p.run(t)
+	publish(t, e, "jobs.wait", 3, jobBody)
+	<-started
+
+	if err := p.Stopping(context.Background()); err != nil {
+		t.Fatalf("Stopping() = %v", err)
+	}
+	close(release)
+	eventually(t, "the running job acked", func() bool { return p.count(t, "jobs.wait", queue.ResultOK) == 1 })
+	// Nothing is fetched after Stopping, so the two other jobs stay queued;
+	// Stop (in Cleanup) must then return without running them.
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop() = %v", err)
+	}
+	if n := len(started); n != 0 {
+		t.Fatalf("%d more jobs started after Stopping", n)
+	}
+	if got := streamMsgs(t, e, queue.JobsStream); got != 2 {
+		t.Fatalf("JOBS holds %d jobs after stopping, want the 2 never started", got)
+	}
+}
