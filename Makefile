@@ -52,6 +52,10 @@ INGRESS_URL ?= http://localhost:8081
 ROLLOUT_DRAIN_SECONDS ?= 10
 
 APP ?= pingapi
+# Extra flags for make run, e.g. WORKER_FLAGS=--queue.concurrency=8 (the two
+# services share the environment, so a flag is the way to set one of them).
+WORKER_FLAGS ?=
+PINGAPI_FLAGS ?=
 REPLICAS ?=
 
 STATICCHECK_VERSION := v0.8.2
@@ -102,10 +106,10 @@ run: ## Run worker (embedded NATS on 127.0.0.1:4222) and pingapi (:8080); Ctrl-C
 	# forces an exit. A TERM sent to make alone is passed on.
 	trap 'interrupted=1' INT
 	trap 'interrupted=1; kill -TERM $$worker $$pingapi 2>/dev/null || true' TERM
-	bin/dev/worker & worker=$$!
+	bin/dev/worker $(WORKER_FLAGS) & worker=$$!
 	# pingapi publishes to the worker's engine: start it once NATS listens.
 	for _ in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
-	bin/dev/pingapi & pingapi=$$!
+	bin/dev/pingapi $(PINGAPI_FLAGS) & pingapi=$$!
 	# wait -n returns when either one exits, or at once on a trapped signal.
 	wait -n $$worker $$pingapi || true
 	# One stopped on its own (e.g. a port in use): stop the other too.

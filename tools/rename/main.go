@@ -7,6 +7,8 @@
 // text file that names it (Makefile, manifests, docs), renames the container
 // images (hostkit/pingapi becomes svc/pingapi, after the module's last path
 // element), and gofmts the Go files it changed, whose import order may move.
+// A line with a gonew command keeps the template's path: it says where the
+// copy came from.
 package main
 
 import (
@@ -139,8 +141,15 @@ func (r *replacer) file(p string) (bool, error) {
 	if err != nil || bytes.IndexByte(b, 0) >= 0 { // binary files are left alone
 		return false, err
 	}
-	out := bytes.ReplaceAll(b, []byte(r.oldPath), []byte(r.newPath))
-	out = r.image.ReplaceAll(out, []byte("${1}"+r.newName+"/${2}"))
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	for i, line := range lines {
+		if bytes.Contains(line, []byte("gonew ")) {
+			continue // the gonew command names the template itself, not this copy
+		}
+		line = bytes.ReplaceAll(line, []byte(r.oldPath), []byte(r.newPath))
+		lines[i] = r.image.ReplaceAll(line, []byte("${1}"+r.newName+"/${2}"))
+	}
+	out := bytes.Join(lines, nil)
 	if bytes.Equal(out, b) {
 		return false, nil
 	}
