@@ -195,7 +195,7 @@ rollout-check: ## Load /pingpong (GET and POST) through the ingress while pingap
 	sleep $(ROLLOUT_DRAIN_SECONDS)
 	# Stopped, each prints its counts and percentiles; either one's failed
 	# request fails the target.
-	kill -TERM $$get $$post
+	kill -TERM $$get $$post 2>/dev/null || true
 	status=0
 	wait $$get || status=1
 	echo "GET $(INGRESS_URL)/pingpong/ping:"; cat bin/rollout-get.txt

@@ -3,6 +3,8 @@ package deploy_test
 import (
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,8 +17,27 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// appContainers are the hostkit binaries' Deployments (and container names).
+// appContainers are the services this template ships (Deployments and
+// container names), held to every invariant below. A service you add under
+// cmd/ must have a Deployment (TestKindOverlayHasEveryObjectAndNothingElse);
+// add it here too to hold it to the rest.
 var appContainers = []string{"pingapi", "worker"}
+
+// services lists the directories under cmd/: every one is a deployed service.
+func services(tb testing.TB) []string {
+	tb.Helper()
+	entries, err := os.ReadDir(filepath.Join(root, "cmd"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
 
 // shutdownMargin is what the grace period keeps beyond delay + timeout, for
 // the process to exit after its last service stopped.
@@ -35,7 +56,7 @@ func TestKindOverlayHasEveryObjectAndNothingElse(t *testing.T) {
 	}
 	want := map[string][]string{
 		"Namespace":           {"hostkit"},
-		"Deployment":          {"pingapi", "worker"},
+		"Deployment":          services(t),
 		"StatefulSet":         {"nats"},
 		"Service":             {"nats", "nats-headless", "pingapi", "worker-metrics"},
 		"ConfigMap":           {"nats-config"},
@@ -111,6 +132,21 @@ func TestSlowestWorkFitsTheShutdownTimeouts(t *testing.T) {
 	if timeout := durationEnv(t, worker, "HOST__SHUTDOWN_TIMEOUT"); maxDelay+shutdownMargin > timeout {
 		t.Errorf("worker HOST__SHUTDOWN_TIMEOUT %s < longest job %s + %s: a running job is cut off on shutdown",
 			timeout, maxDelay, shutdownMargin)
+	}
+	// The seed scenario, a 35s request, must be accepted by pingapi and not
+	// cut off by the ingress (Envoy's default route timeout is 15s).
+	const seedRequest = 35 * time.Second
+	if maxDelay < seedRequest {
+		t.Errorf("pingapi PING__MAX_DELAY %s rejects the seed's %s request", maxDelay, seedRequest)
+	}
+	ing, ok := objs.ingresses["pingapi"]
+	if !ok {
+		t.Fatal("no pingapi Ingress")
+	}
+	rt, err := time.ParseDuration(ing.Annotations["projectcontour.io/response-timeout"])
+	if err != nil || rt <= maxDelay {
+		t.Errorf("Ingress projectcontour.io/response-timeout = %q, want a duration above PING__MAX_DELAY %s",
+			ing.Annotations["projectcontour.io/response-timeout"], maxDelay)
 	}
 }
 

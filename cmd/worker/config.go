@@ -77,7 +77,7 @@ func (cfg *config) declareChangeFeed(c *host.Config) {
 	c.Int(&cfg.ChangeFeed.Partitions, "changefeed.partitions", f.Partitions,
 		"partitions the change feed is split into")
 	c.Duration(&cfg.ChangeFeed.LeaseTTL, "changefeed.lease_ttl", f.LeaseTTL,
-		"how long a lease lasts without renewal: the takeover time after a replica dies")
+		"how long a lease lasts without renewal: a dead replica's partitions move within TTL plus up to two renew intervals")
 	c.Duration(&cfg.ChangeFeed.RenewInterval, "changefeed.renew_interval", f.RenewInterval,
 		"period of lease renewal and balancing; below changefeed.lease_ttl")
 	c.Choice(&cfg.ChangeFeed.StartFrom, "changefeed.start_from", f.StartFrom,

@@ -157,7 +157,7 @@ func streamMsgs(tb testing.TB, js jetstream.JetStream, name string) int {
 	return int(info.State.Msgs)
 }
 
-// publishJobs stores n jobs.ping jobs through the queue's Publisher.
+// publishJobs stores n jobs.ping jobs through natsclient's Publisher.
 func publishJobs(ctx context.Context, tb testing.TB, url string, n int, work string) {
 	tb.Helper()
 	pub, err := natsclient.NewPublisher(url, slog.New(slog.DiscardHandler))

@@ -114,7 +114,7 @@ func send(ctx context.Context, opts publishOptions, log *slog.Logger) (int, erro
 	}
 	defer pub.Close()
 	if err := waitConnected(ctx, pub, opts.timeout); err != nil {
-		return 0, fmt.Errorf("no NATS server at %s: %w", opts.url, err)
+		return 0, fmt.Errorf("no NATS server at %s: %w", natsclient.RedactURL(opts.url), err)
 	}
 	for i := 1; i <= opts.count; i++ {
 		data := strings.ReplaceAll(opts.payload, "{{n}}", strconv.Itoa(i))

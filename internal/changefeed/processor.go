@@ -117,8 +117,8 @@ func (pr *Processor) Start(ctx context.Context) error {
 	go pr.loop(loopCtx)
 
 	pr.log.Info("change feed started", "instance", pr.cfg.Instance, "partitions", pr.cfg.Partitions,
-		"lease_ttl", pr.cfg.LeaseTTL, "renew_interval", pr.cfg.RenewInterval, "start_from", pr.cfg.StartFrom,
-		"ack_wait", pr.cfg.AckWait, "replicas", pr.cfg.Replicas)
+		"lease_ttl", pr.cfg.LeaseTTL.String(), "renew_interval", pr.cfg.RenewInterval.String(), "start_from", pr.cfg.StartFrom,
+		"ack_wait", pr.cfg.AckWait.String(), "replicas", pr.cfg.Replicas)
 	return nil
 }
 

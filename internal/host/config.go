@@ -61,6 +61,7 @@ type ConfigError struct {
 	Err    error
 }
 
+// Error names the key, the value and its source, then the reason.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString("invalid configuration")
@@ -77,6 +78,7 @@ func (e *ConfigError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the reason.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // NewConfig returns a Config with no keys.

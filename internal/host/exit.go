@@ -20,10 +20,12 @@ type ExitError struct {
 	Err  error
 }
 
+// Error says the code and the cause.
 func (e *ExitError) Error() string {
 	return fmt.Sprintf("exit %d: %v", e.Code, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *ExitError) Unwrap() error { return e.Err }
 
 // ExitCode maps what Run or Main's steps returned to the process exit code.

@@ -234,7 +234,8 @@ func (h *Host) phase(ctx context.Context, p Phase, svcs []namedService, stopping
 
 // call runs one step and records it. It waits for fn until ctx ends plus the
 // overrun allowance; a call still running then is abandoned and named in the
-// error, so a stuck service cannot hang the host.
+// error, so a stuck service cannot hang the host. An abandoned Start that
+// succeeds later is not stopped: the process is on its way out by then.
 func (h *Host) call(ctx context.Context, p Phase, name string, fn func(context.Context) error) error {
 	began := time.Now()
 	done := make(chan error, 1)

@@ -204,27 +204,43 @@ func (b *barrier) wait(ctx context.Context) error {
 }
 
 func TestServicesStartAndStopConcurrently(t *testing.T) {
+	// Each phase under test waits at a barrier that only opens when all three
+	// services are in it at once; the other phase returns at once.
+	noop := func(context.Context) error { return nil }
 	tests := []struct {
-		name       string
-		concurrent bool
-		wantErr    bool
+		name            string
+		startConc       bool
+		stopConc        bool
+		barrierAtStart  bool
+		wantErrContains string
 	}{
-		{"concurrent options run phases at once", true, false},
-		{"default runs one service at a time", false, true},
+		{"start concurrently", true, false, true, ""},
+		{"stop concurrently", false, true, false, ""},
+		{"start one at a time by default", false, true, true, "Start a"},
+		{"stop one at a time by default", true, false, false, "Stop c"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hs := newHarness(t, host.Options{
-				ServicesStartConcurrently: tt.concurrent,
-				ServicesStopConcurrently:  tt.concurrent,
+				ServicesStartConcurrently: tt.startConc,
+				ServicesStopConcurrently:  tt.stopConc,
 			}, 0)
-			startB, stopB := newBarrier(3), newBarrier(3)
+			b := newBarrier(3)
 			for _, name := range []string{"a", "b", "c"} {
-				hs.h.Add(name, &svc{name: name, j: hs.j, start: startB.wait, stop: stopB.wait})
+				s := &svc{name: name, j: hs.j, start: noop, stop: noop}
+				if tt.barrierAtStart {
+					s.start = b.wait
+				} else {
+					s.stop = b.wait
+				}
+				hs.h.Add(name, s)
 			}
 			err := waitResult(t, hs.runUntilStarted(t))
-			if gotErr := err != nil; gotErr != tt.wantErr {
-				t.Fatalf("Run = %v, want error %v", err, tt.wantErr)
+			if tt.wantErrContains == "" && err != nil {
+				t.Fatalf("Run = %v, want nil", err)
+			}
+			if tt.wantErrContains != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErrContains)) {
+				t.Fatalf("Run = %v, want the barrier to fail %s", err, tt.wantErrContains)
 			}
 		})
 	}
@@ -312,6 +328,59 @@ func TestSignalDuringStartStopsWhatStarted(t *testing.T) {
 		t.Fatalf("Run = %v, want nil: a stop requested during start is a clean stop", err)
 	}
 	assertLines(t, hs.j.get(), []string{"Start a", "Start b", "OnStopping", "Stop a", "OnStopped"})
+}
+
+func TestSignalDuringStartSkipsTheShutdownDelay(t *testing.T) {
+	hs := newHarness(t, host.Options{}, time.Hour) // a delay the test would never outlast
+	hs.h.Add("a", &svc{name: "a", j: hs.j})
+	hs.h.Add("b", &svc{name: "b", j: hs.j, start: func(ctx context.Context) error {
+		hs.signals.Send(syscall.SIGTERM)
+		<-ctx.Done()
+		return ctx.Err()
+	}})
+	if err := waitResult(t, hs.run(context.Background())); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	assertLines(t, hs.j.get(), []string{"Start a", "Start b", "OnStopping", "Stop a", "OnStopped"})
+}
+
+func TestFirstSignalDuringASelfStopKeepsTheExitCode(t *testing.T) {
+	hs := newHarness(t, host.Options{}, 0)
+	crash := errors.New("crash")
+	stopping := make(chan struct{})
+	release := make(chan struct{})
+	hs.h.Add("slow", &svc{name: "slow", j: hs.j, stop: func(context.Context) error {
+		close(stopping)
+		<-release
+		return nil
+	}})
+	hs.h.AddBackground("bg", func(ctx context.Context) error {
+		<-hs.h.Lifetime().Started()
+		return crash
+	})
+	done := hs.run(context.Background())
+	waitClosed(t, stopping, "Stop slow")
+	hs.signals.Send(syscall.SIGTERM) // e.g. kubelet, while the app already stops
+	close(release)
+	err := waitResult(t, done)
+	if got, want := host.ExitCode(err), host.ExitFailure; got != want || !errors.Is(err, crash) {
+		t.Fatalf("Run = %v (exit %d), want the background error and exit %d", err, got, want)
+	}
+}
+
+func TestCallbacksRegisteredLateRunAtOnce(t *testing.T) {
+	hs := newHarness(t, host.Options{}, 0)
+	if err := waitResult(t, hs.runUntilStarted(t)); err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	lt := hs.h.Lifetime()
+	lt.OnStarted(func() { ran++ })
+	lt.OnStopping(func() { ran++ })
+	lt.OnStopped(func() { ran++ })
+	if ran != 3 {
+		t.Fatalf("%d of 3 late callbacks ran, want all at once", ran)
+	}
 }
 
 func TestShutdownTimeoutNamesTheStuckServiceAndReturnsPromptly(t *testing.T) {

@@ -96,19 +96,27 @@ func (l *Lifetime) State() State {
 }
 
 // OnStarted registers f to run when the application has started.
-// Callbacks run in registration order on the host's goroutine; keep them short.
-func (l *Lifetime) OnStarted(f func()) { l.register(&l.onStarted, f) }
+// Callbacks run in registration order on the host's goroutine; keep them
+// short. Registered after the fact, as in .NET, f runs at once.
+func (l *Lifetime) OnStarted(f func()) { l.register(l.started, &l.onStarted, f) }
 
 // OnStopping registers f to run when the application begins to stop.
-func (l *Lifetime) OnStopping(f func()) { l.register(&l.onStopping, f) }
+func (l *Lifetime) OnStopping(f func()) { l.register(l.stopping, &l.onStopping, f) }
 
 // OnStopped registers f to run when every service has stopped.
-func (l *Lifetime) OnStopped(f func()) { l.register(&l.onStopped, f) }
+func (l *Lifetime) OnStopped(f func()) { l.register(l.stopped, &l.onStopped, f) }
 
-func (l *Lifetime) register(list *[]func(), f func()) {
+func (l *Lifetime) register(ch chan struct{}, list *[]func(), f func()) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	select {
+	case <-ch:
+		l.mu.Unlock()
+		f()
+		return
+	default:
+	}
 	*list = append(*list, f)
+	l.mu.Unlock()
 }
 
 // RequestShutdown enters the shutdown-requested state without stopping yet:

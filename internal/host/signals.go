@@ -90,8 +90,9 @@ var TerminationSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SI
 //
 // The first termination signal enters the shutdown-requested state at once
 // (readiness fails), keeps everything running for the delay so load balancers
-// stop sending traffic, then calls StopApplication. A termination signal that
-// arrives once a stop is under way forces an exit with 128 + its number.
+// stop sending traffic, then calls StopApplication. A signal during start
+// stops at once: nothing serves yet. A second termination signal forces an
+// exit with 128 + its number.
 type SignalLifetime struct {
 	src   SignalSource
 	delay time.Duration
@@ -124,20 +125,29 @@ func (l *SignalLifetime) WaitForStart(ctx context.Context, app *Lifetime) error 
 	return nil
 }
 
+// watch acts on the signals. Only a second signal forces an exit: an
+// application already stopping on its own (a failed background service)
+// still exits with its own code after a first SIGTERM.
 func (l *SignalLifetime) watch(app *Lifetime) {
+	signalled := false
 	for {
 		select {
 		case <-l.done:
 			return
 		case sig := <-l.ch:
-			if app.IsStopRequested() || l.delaying(app) {
+			if signalled {
 				l.log.Warn("second termination signal: exiting now", "signal", sig.String())
 				app.ForceExit(128 + signalNumber(sig))
 				return
 			}
-			l.log.Info("termination signal: shutting down", "signal", sig.String(), "delay", l.delay.String())
+			signalled = true
+			delay := l.delay
+			if !isClosed(app.Started()) {
+				delay = 0 // nothing serves yet: no load balancer to wait for
+			}
+			l.log.Info("termination signal: shutting down", "signal", sig.String(), "delay", delay.String())
 			app.RequestShutdown()
-			if l.delay <= 0 {
+			if delay <= 0 {
 				app.StopApplication()
 				continue
 			}
@@ -146,10 +156,9 @@ func (l *SignalLifetime) watch(app *Lifetime) {
 	}
 }
 
-// delaying reports whether a first signal already started the delay.
-func (l *SignalLifetime) delaying(app *Lifetime) bool {
+func isClosed(ch <-chan struct{}) bool {
 	select {
-	case <-app.ShutdownRequested():
+	case <-ch:
 		return true
 	default:
 		return false

@@ -122,7 +122,7 @@ func (p *Processor) Start(ctx context.Context) error {
 	go p.loop(iter)
 	p.log.Info("queue processor started", "stream", JobsStream, "consumer", JobsConsumer,
 		"handlers", len(p.handlers), "concurrency", p.cfg.Concurrency, "prefetch", p.cfg.Prefetch,
-		"ack_wait", p.cfg.AckWait, "max_deliver", p.cfg.MaxDeliver)
+		"ack_wait", p.cfg.AckWait.String(), "max_deliver", p.cfg.MaxDeliver)
 	return nil
 }
 

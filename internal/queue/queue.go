@@ -23,7 +23,8 @@
 // handlers should be idempotent. A handler running longer than queue.ack_wait
 // is kept alive by progress signals sent every third of it.
 //
-// Publisher is the producer side, used by pingapi and `worker publish`.
+// The producer side, used by pingapi and `worker publish`, is
+// natsclient.Publisher: it links no NATS server.
 package queue
 
 import (

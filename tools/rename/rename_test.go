@@ -34,7 +34,7 @@ func TestRenamedCopyBuildsAndKeepsNoOldName(t *testing.T) {
 			t.Fatalf("go %s in the renamed copy: %v\n%s", strings.Join(args, " "), err, msg)
 		}
 	}
-	oldImage := filepath.Base(oldPath) + "/pingapi"
+	oldImages := []string{filepath.Base(oldPath) + "/pingapi", filepath.Base(oldPath) + "/worker"}
 	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -47,7 +47,7 @@ func TestRenamedCopyBuildsAndKeepsNoOldName(t *testing.T) {
 			if strings.Contains(line, "gonew ") {
 				continue // names the template on purpose; the README says so
 			}
-			for _, old := range []string{oldPath, oldImage} {
+			for _, old := range append([]string{oldPath}, oldImages...) {
 				if strings.Contains(line, old) {
 					t.Errorf("%s still names %s: %s", strings.TrimPrefix(p, dir), old, line)
 				}
