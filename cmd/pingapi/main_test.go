@@ -116,17 +116,18 @@ func inFlight(url string) int {
 	return -1
 }
 
-// TestSIGTERMDrainsSlowRequest is the seed scenario, shortened: a
-// 1.2 s request, shutdown delay 1 s, shutdown timeout 3 s. Readiness
-// turns 503 at the signal, the process keeps serving through the delay with
+// TestSIGTERMDrainsSlowRequest is the seed scenario, shortened: a 1.8 s
+// request, shutdown delay 600 ms, shutdown timeout 3 s. The request outlives
+// the delay by more than a second, so the drain is what waits for it.
+// Readiness turns 503 at the signal, the process keeps serving through the delay with
 // Connection: close, the slow request gets Pong and the process exits 0.
 func TestSIGTERMDrainsSlowRequest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	const delay = time.Second
+	const delay = 600 * time.Millisecond
 	inst := start(ctx, t, "--host.shutdown_delay="+delay.String(), "--host.shutdown_timeout=3s")
 
-	slow := getAsync(inst.URL + "/pingpong/ping?delay=1200ms")
+	slow := getAsync(inst.URL + "/pingpong/ping?delay=1800ms")
 	poll(ctx, t, "the slow request to be in flight", func() bool { return inFlight(inst.URL) == 2 })
 	signalled := time.Now()
 	if err := inst.Signal(syscall.SIGTERM); err != nil {

@@ -102,6 +102,9 @@ func rollingUpdate(t *testing.T, sc scenario) result {
 
 	old := startInstance(ctx, t, sc)
 	mustAdd(t, proxy, old.URL)
+	// The new instance starts before the slow request, so that the SIGTERM
+	// below comes while the slow request is surely still in flight.
+	next := startInstance(ctx, t, sc) // returns once ready
 
 	// A slow request is in flight at the old instance when it gets SIGTERM.
 	slow := make(chan result, 1)
@@ -128,7 +131,6 @@ func rollingUpdate(t *testing.T, sc scenario) result {
 	}()
 
 	// The rolling update, while the load runs.
-	next := startInstance(ctx, t, sc) // returns once ready
 	mustAdd(t, proxy, next.URL)
 	if err := old.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
