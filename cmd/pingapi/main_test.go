@@ -27,23 +27,7 @@ import (
 var pingapi string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "pingapi-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if pingapi, err = rollout.Build(ctx, dir, "github.com/hostkit/hostkit/cmd/pingapi"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(rollout.RunWithBinary(m.Run, "github.com/hostkit/hostkit/cmd/pingapi", &pingapi))
 }
 
 // start runs pingapi with args on a free loopback port, waits until it is

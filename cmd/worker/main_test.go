@@ -27,23 +27,7 @@ import (
 var worker string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "worker-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if worker, err = rollout.Build(ctx, dir, "github.com/hostkit/hostkit/cmd/worker"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(rollout.RunWithBinary(m.Run, "github.com/hostkit/hostkit/cmd/worker", &worker))
 }
 
 // testArgs run the worker on an embedded engine storing in store, listening

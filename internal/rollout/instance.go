@@ -34,6 +34,26 @@ func Build(ctx context.Context, dir, pkg string) (string, error) {
 	return bin, nil
 }
 
+// RunWithBinary is a TestMain body for tests that run a real binary: it
+// builds pkg into a temporary directory, sets *bin to its path, runs the
+// tests (m.Run) and removes the directory. It returns the exit code for
+// os.Exit.
+func RunWithBinary(run func() int, pkg string, bin *string) int {
+	dir, err := os.MkdirTemp("", path.Base(pkg)+"-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if *bin, err = Build(ctx, dir, pkg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return run()
+}
+
 // Instance is a hostkit binary running as a child process, listening on a
 // loopback port of its own choosing.
 type Instance struct {

@@ -19,24 +19,7 @@ import (
 var pingapi string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "rollout-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	pingapi, err = rollout.Build(ctx, dir, "github.com/hostkit/hostkit/cmd/pingapi")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(rollout.RunWithBinary(m.Run, "github.com/hostkit/hostkit/cmd/pingapi", &pingapi))
 }
 
 // scenario is one rolling update: D is the new instances' shutdown delay,
