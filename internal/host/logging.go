@@ -30,10 +30,10 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	switch format {
 	case "json":
 	case "text":
-		return slog.New(tint.NewHandler(w, &tint.Options{Level: lv, TimeFormat: time.TimeOnly, NoColor: !tty})), nil
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lv, TimeFormat: time.TimeOnly, NoColor: !tty})), nil
 	case "auto":
 		if tty {
-			return slog.New(tint.NewHandler(w, &tint.Options{Level: lv, TimeFormat: time.TimeOnly})), nil
+			return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lv, TimeFormat: time.TimeOnly})), nil
 		}
 	default:
 		return nil, fmt.Errorf("log format %q: must be one of auto, text, json", format)
