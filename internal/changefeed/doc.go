@@ -22,7 +22,15 @@
 // the new owner. On Stop, a replica finishes its in-flight changes and then
 // deletes its leases, so that its peers take them within one
 // RenewInterval; the leases of a replica that died without stopping expire
-// after LeaseTTL.
+// after LeaseTTL, judged by each peer from when it first read the lease's
+// last revision, so a peer takes them within LeaseTTL plus up to two
+// RenewIntervals.
+//
+// "One replica at a time" holds for handling, not to the millisecond: a
+// replica whose lease was stolen learns it at its next renewal, and until
+// then may still be handling the change it fetched. MaxAckPending 1 keeps
+// the partition in order across the hand-over; the handler sees that change
+// twice at most.
 //
 // Delivery is at least once: a handler that runs longer than AckWait, or a
 // replica that dies between handling a change and acknowledging it, sees a
