@@ -26,11 +26,11 @@
 // last revision, so a peer takes them within LeaseTTL plus up to two
 // RenewIntervals.
 //
-// "One replica at a time" holds for handling, not to the millisecond: a
-// replica whose lease was stolen learns it at its next renewal, and until
-// then may still be handling the change it fetched. MaxAckPending 1 keeps
-// the partition in order across the hand-over; the handler sees that change
-// twice at most.
+// "One replica at a time" is true up to one RenewInterval: a replica whose
+// lease was stolen learns it at its next renewal, and until then both it and
+// the new owner may fetch from the partition. The consumer's MaxAckPending 1
+// still hands the partition's changes out one at a time and in order, so
+// the overlap costs neither order nor a change.
 //
 // Delivery is at least once: a handler that runs longer than AckWait, or a
 // replica that dies between handling a change and acknowledging it, sees a
