@@ -11,33 +11,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hostkit/hostkit/internal/engine"
+	"github.com/hostkit/hostkit/internal/engine/enginetest"
 	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/queue"
 )
 
 func testLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// startEngineIn runs an embedded engine on addr, stopped at the end of the test.
-func startEngineIn(tb testing.TB, dir, addr string) *engine.Engine {
-	tb.Helper()
-	cfg := engine.DefaultConfig()
-	cfg.StoreDir, cfg.Addr = dir, addr
-	e, err := engine.New(cfg, testLogger())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := e.Stop(ctx); err != nil {
-			tb.Errorf("stop engine: %v", err)
-		}
-	})
-	return e
-}
 
 // ensureStreams creates JOBS and DLQ as the worker would.
 func ensureStreams(tb testing.TB, e *engine.Engine) {
@@ -46,31 +25,6 @@ func ensureStreams(tb testing.TB, e *engine.Engine) {
 		if _, err := e.JetStream().CreateOrUpdateStream(context.Background(), sc); err != nil {
 			tb.Fatal(err)
 		}
-	}
-}
-
-func streamMsgs(tb testing.TB, e *engine.Engine, stream string) int {
-	tb.Helper()
-	s, err := e.JetStream().Stream(context.Background(), stream)
-	if err != nil {
-		tb.Fatalf("stream %s: %v", stream, err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return int(info.State.Msgs)
-}
-
-// eventually polls cond until it holds or ten seconds pass.
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -96,15 +50,15 @@ func newPublisher(tb testing.TB, url string) *natsclient.Publisher {
 }
 
 func TestPublisherStoresMessage(t *testing.T) {
-	e := startEngineIn(t, t.TempDir(), "127.0.0.1:0")
+	e := enginetest.Start(t, "", "127.0.0.1:0", nil)
 	ensureStreams(t, e)
 	p := newPublisher(t, e.ClientURL())
-	eventually(t, "publisher connected", func() bool { return p.Ready() == nil })
+	enginetest.Eventually(t, "publisher connected", func() bool { return p.Ready() == nil })
 
 	if err := p.Publish(context.Background(), "jobs.ping", []byte(`{"id":"1"}`)); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
-	if got := streamMsgs(t, e, queue.JobsStream); got != 1 {
+	if got := enginetest.StreamMsgs(t, e, queue.JobsStream); got != 1 {
 		t.Fatalf("JOBS holds %d messages, want 1", got)
 	}
 }
@@ -126,9 +80,9 @@ func TestPublisherWithoutServerIsUnavailable(t *testing.T) {
 }
 
 func TestPublisherWithoutStreamIsUnavailable(t *testing.T) {
-	e := startEngineIn(t, t.TempDir(), "127.0.0.1:0")
+	e := enginetest.Start(t, "", "127.0.0.1:0", nil)
 	p := newPublisher(t, e.ClientURL())
-	eventually(t, "publisher connected", func() bool { return p.Ready() == nil })
+	enginetest.Eventually(t, "publisher connected", func() bool { return p.Ready() == nil })
 
 	err := p.Publish(context.Background(), "jobs.ping", []byte(`{}`))
 	if !errors.Is(err, natsclient.ErrUnavailable) {
@@ -143,18 +97,18 @@ func TestPublisherConnectsWhenServerComesUp(t *testing.T) {
 		t.Fatalf("Publish() before the server = %v, want ErrUnavailable", err)
 	}
 
-	e := startEngineIn(t, t.TempDir(), addr)
+	e := enginetest.Start(t, "", addr, nil)
 	ensureStreams(t, e)
-	eventually(t, "publish to succeed", func() bool {
+	enginetest.Eventually(t, "publish to succeed", func() bool {
 		return p.Publish(context.Background(), "jobs.ping", []byte(`{}`)) == nil
 	})
 }
 
 func TestPublisherAfterStopIsUnavailable(t *testing.T) {
-	e := startEngineIn(t, t.TempDir(), "127.0.0.1:0")
+	e := enginetest.Start(t, "", "127.0.0.1:0", nil)
 	ensureStreams(t, e)
 	p := newPublisher(t, e.ClientURL())
-	eventually(t, "publisher connected", func() bool { return p.Ready() == nil })
+	enginetest.Eventually(t, "publisher connected", func() bool { return p.Ready() == nil })
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}

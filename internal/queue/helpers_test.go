@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hostkit/hostkit/internal/engine"
+	"github.com/hostkit/hostkit/internal/engine/enginetest"
 	"github.com/hostkit/hostkit/internal/queue"
 )
 
@@ -33,25 +34,13 @@ func startEngine(tb testing.TB) *engine.Engine {
 
 func startEngineIn(tb testing.TB, dir, addr string) *engine.Engine {
 	tb.Helper()
-	cfg := engine.DefaultConfig()
-	cfg.StoreDir = dir
-	cfg.Addr = addr
-	e, err := engine.New(cfg, testLogger())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := e.Stop(ctx); err != nil {
-			tb.Errorf("stop engine: %v", err)
-		}
-	})
-	return e
+	return enginetest.Start(tb, dir, addr, testLogger())
 }
+
+var (
+	streamMsgs = enginetest.StreamMsgs
+	eventually = enginetest.Eventually
+)
 
 // fastConfig is a processor configuration with test-sized durations.
 func fastConfig() queue.Config {
@@ -159,20 +148,6 @@ func ensureStreams(tb testing.TB, e *engine.Engine) {
 	}
 }
 
-// streamMsgs is the number of messages in stream.
-func streamMsgs(tb testing.TB, e *engine.Engine, stream string) int {
-	tb.Helper()
-	s, err := e.JetStream().Stream(context.Background(), stream)
-	if err != nil {
-		tb.Fatalf("stream %s: %v", stream, err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return int(info.State.Msgs)
-}
-
 // dlqMsg returns the last dead letter on subject.
 func dlqMsg(tb testing.TB, e *engine.Engine, subject string) *jetstream.RawStreamMsg {
 	tb.Helper()
@@ -185,18 +160,6 @@ func dlqMsg(tb testing.TB, e *engine.Engine, subject string) *jetstream.RawStrea
 		tb.Fatalf("no dead letter on %s: %v", subject, err)
 	}
 	return m
-}
-
-// eventually polls cond until it holds or ten seconds pass.
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func jobBody(i int) string { return fmt.Sprintf(`{"id":"%d"}`, i) }

@@ -14,6 +14,7 @@ import (
 	"github.com/hostkit/hostkit/docs/example/heartbeat"
 	"github.com/hostkit/hostkit/internal/changefeed"
 	"github.com/hostkit/hostkit/internal/engine"
+	"github.com/hostkit/hostkit/internal/engine/enginetest"
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/natsclient"
 )
@@ -72,7 +73,7 @@ func TestBeatsLandOnTheChangeFeedUntilSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "three beats in the stream", func() bool {
+	enginetest.Eventually(t, "three beats in the stream", func() bool {
 		info, err := stream.Info(context.Background())
 		return err == nil && info.State.Msgs >= 3
 	})
@@ -187,23 +188,7 @@ func runHost(tb testing.TB, h *host.Host) <-chan error {
 // change feed's stream, as the worker creates it, until the test ends.
 func startEngine(tb testing.TB) *engine.Engine {
 	tb.Helper()
-	cfg := engine.DefaultConfig()
-	cfg.StoreDir = tb.TempDir()
-	cfg.Addr = "127.0.0.1:0"
-	eng, err := engine.New(cfg, discard)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := eng.Stop(ctx); err != nil {
-			tb.Errorf("stop engine: %v", err)
-		}
-	})
+	eng := enginetest.Start(tb, "", "127.0.0.1:0", discard)
 	sc := changefeed.StreamConfig(changefeed.DefaultConfig())
 	if _, err := eng.JetStream().CreateOrUpdateStream(context.Background(), sc); err != nil {
 		tb.Fatal(err)
@@ -244,16 +229,4 @@ func (p *fakePublisher) Publish(ctx context.Context, subject string, data []byte
 		return ctx.Err()
 	}
 	return nil
-}
-
-// eventually polls cond until it holds or ten seconds pass.
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hostkit/hostkit/docs/example/jobs"
-	"github.com/hostkit/hostkit/internal/engine"
+	"github.com/hostkit/hostkit/internal/engine/enginetest"
 	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/queue"
 )
@@ -62,7 +62,7 @@ func TestGreet(t *testing.T) {
 // The handler as the worker runs it: a real JetStream on loopback, the queue
 // processor, and jobs published the way `worker publish` does.
 func TestGreetOnTheQueue(t *testing.T) {
-	eng := startEngine(t)
+	eng := enginetest.Start(t, "", "127.0.0.1:0", nil)
 	reg := prometheus.NewRegistry()
 	metrics, err := queue.NewMetrics(reg)
 	if err != nil {
@@ -93,7 +93,7 @@ func TestGreetOnTheQueue(t *testing.T) {
 		}
 	}
 
-	eventually(t, "one job ok and one in the DLQ", func() bool {
+	enginetest.Eventually(t, "one job ok and one in the DLQ", func() bool {
 		return count(t, reg, queue.ResultOK) == 1 && count(t, reg, queue.ResultDLQ) == 1
 	})
 	if got := count(t, reg, queue.ResultRetry); got != 0 {
@@ -116,24 +116,6 @@ func TestGreetOnTheQueue(t *testing.T) {
 	if got := dead.Header.Get(queue.HeaderError); !strings.Contains(got, "name has 0 characters") {
 		t.Errorf("dead letter error = %q, want the validation error", got)
 	}
-}
-
-// startEngine runs an embedded JetStream on a free loopback port, storing in
-// a temporary directory, until the test ends.
-func startEngine(tb testing.TB) *engine.Engine {
-	tb.Helper()
-	cfg := engine.DefaultConfig()
-	cfg.StoreDir = tb.TempDir()
-	cfg.Addr = "127.0.0.1:0"
-	eng, err := engine.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { stop(tb, "engine", eng.Stop) })
-	return eng
 }
 
 // run starts q and stops it when the test ends, before the engine.
@@ -176,18 +158,6 @@ func count(tb testing.TB, reg *prometheus.Registry, result string) float64 {
 		}
 	}
 	return 0
-}
-
-// eventually polls cond until it holds or ten seconds pass.
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // logBuffer collects JSON log records; handlers log from the processor's
