@@ -13,6 +13,7 @@ import (
 	"log/slog"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hostkit/hostkit/internal/host"
@@ -67,6 +68,9 @@ func NewRouter(opts RouterOptions) (*chi.Mux, error) {
 		m.Middleware,
 		Recover(opts.Logger),
 		LimitBody(maxBody),
+		// HEAD is GET without a body (RFC 9110); chi does not map it by
+		// itself, and load balancers' health checks often use it.
+		middleware.GetHead,
 	)
 	r.NotFound(NotFound)
 	r.MethodNotAllowed(MethodNotAllowed(r))

@@ -366,3 +366,19 @@ func TestAccessLogUnreadyProbeAtDebug(t *testing.T) {
 		t.Errorf("unready probe access log = %v, want one DEBUG record with status 503", recs)
 	}
 }
+
+func TestHeadAnswersLikeGetWithoutBody(t *testing.T) {
+	f := newFixture(t, startedLifetime(t))
+	srv := httptest.NewServer(f.router) // a real server: it drops HEAD bodies, a recorder does not
+	defer srv.Close()
+	for path, want := range map[string]int{web.LivePath: 200, "/echo": 405} {
+		resp, err := http.Head(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("HEAD %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
