@@ -83,8 +83,9 @@ build: ## Build every command under cmd/ into bin/
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 .PHONY: test
-test: ## Run every test once (go test ./...), container and manifest tests included
+test: ## Run every test once (go test ./...), container and manifest tests included, and the host's with -race
 	go test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./internal/host/...
 
 .PHONY: test-race
 test-race: ## Run the internal packages' tests with the race detector
