@@ -31,10 +31,11 @@ import (
 // Declaring binds a key to a Go variable, as the flag package does, so the
 // program reads typed values and no key is looked up by a string at run time.
 type Config struct {
-	keys   []*Key
-	byName map[string]*Key
-	checks []func() error
-	file   string
+	keys    []*Key
+	byName  map[string]*Key
+	checks  []func() error
+	file    string
+	ignored []string
 }
 
 // Key describes one declared key; Keys lists them for usage text and docs.
@@ -248,7 +249,8 @@ func (c *Config) Load(args, environ []string) error {
 // envKey maps SECTION__NAME to section.name. It drops variables without
 // "__" and those whose first section no key has (__CF_USER_TEXT_ENCODING on
 // macOS, another program's FOO__BAR): the environment is shared, so only a
-// misspelt key in one of our sections is an error.
+// misspelt key in one of our sections is an error. Dropped names that look
+// like ours (SECTION__NAME) are kept for Ignored, which Main logs.
 func (c *Config) envKey(name, value string) (string, any) {
 	if !strings.Contains(name, "__") {
 		return "", nil
@@ -256,10 +258,19 @@ func (c *Config) envKey(name, value string) (string, any) {
 	key := strings.ToLower(strings.ReplaceAll(name, "__", "."))
 	section, _, _ := strings.Cut(key, ".")
 	if !slices.ContainsFunc(c.keys, func(k *Key) bool { return strings.HasPrefix(k.Name, section+".") }) {
+		if section != "" {
+			c.ignored = append(c.ignored, name)
+		}
 		return "", nil
 	}
 	return key, value
 }
+
+// Ignored lists the environment variables shaped like keys (SECTION__NAME)
+// that Load skipped because no key has their section: a misspelt section
+// (HSOT__SHUTDOWN_TIMEOUT) shows up here rather than failing, since the
+// environment may hold other programs' settings.
+func (c *Config) Ignored() []string { return slices.Clone(c.ignored) }
 
 func (c *Config) defaults() map[string]any {
 	m := make(map[string]any, len(c.keys))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,9 @@ func TestConfigReadsEveryKind(t *testing.T) {
 	}
 	if got, want := c.Effective()["host.shutdown_delay"], "5s"; got != want {
 		t.Fatalf("Effective()[host.shutdown_delay] = %q, want %q", got, want)
+	}
+	if got, want := c.Ignored(), []string{"OTHER__TOOL_SETTING"}; !slices.Equal(got, want) {
+		t.Fatalf("Ignored() = %q, want %q (reported, not read)", got, want)
 	}
 }
 

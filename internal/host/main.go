@@ -80,6 +80,10 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 	}
 	log = log.With("app", p.Name)
 	logEffective(log, p, cfg)
+	if ignored := cfg.Ignored(); len(ignored) > 0 {
+		log.Warn("environment variables shaped like configuration keys, but of no section this program has; ignored",
+			"variables", ignored)
+	}
 
 	signals := p.Signals
 	if signals == nil {

@@ -187,10 +187,11 @@ func TestMainExitCodes(t *testing.T) {
 	}
 }
 
-func TestMainLogsEffectiveConfigAtDebug(t *testing.T) {
+func TestMainLogsEffectiveConfigAndIgnoredVariables(t *testing.T) {
 	var out strings.Builder
 	ctx, cancel := context.WithCancel(context.Background())
-	code := host.Main(ctx, []string{"--log.level=debug", "--log.format=json"}, func() []string { return nil }, &out,
+	env := func() []string { return []string{"HSOT__SHUTDOWN_TIMEOUT=5s"} } // a misspelt section
+	code := host.Main(ctx, []string{"--log.level=debug", "--log.format=json"}, env, &out,
 		host.Program{Name: "test", Signals: &host.ManualSignals{}, Build: func(h *host.Host) error {
 			h.Lifetime().OnStarted(cancel)
 			return nil
@@ -198,7 +199,8 @@ func TestMainLogsEffectiveConfigAtDebug(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("Main = %d, want 0; output:\n%s", code, out.String())
 	}
-	for _, want := range []string{`"msg":"effective configuration"`, `"host.shutdown_timeout":"30s"`, `"level":"DEBUG"`} {
+	for _, want := range []string{`"msg":"effective configuration"`, `"host.shutdown_timeout":"30s"`, `"level":"DEBUG"`,
+		`"variables":["HSOT__SHUTDOWN_TIMEOUT"]`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("log does not contain %s:\n%s", want, out.String())
 		}
