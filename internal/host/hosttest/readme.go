@@ -33,13 +33,15 @@ func Section(tb testing.TB, path, name, want string) {
 	tb.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("read %s: %v", path, err)
+		return
 	}
 	begin, end := fmt.Sprintf("<!-- begin %s -->\n", name), fmt.Sprintf("<!-- end %s -->", name)
 	doc := string(b)
 	i, j := strings.Index(doc, begin), strings.Index(doc, end)
 	if i < 0 || j < i {
 		tb.Fatalf("%s has no section between %q and %q", path, begin, end)
+		return
 	}
 	got := doc[i+len(begin) : j]
 	if got == want {
@@ -48,7 +50,7 @@ func Section(tb testing.TB, path, name, want string) {
 	if *update {
 		doc = doc[:i+len(begin)] + want + doc[j:]
 		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
-			tb.Fatal(err)
+			tb.Fatalf("update %s: %v", path, err)
 		}
 		return
 	}
