@@ -4,6 +4,9 @@
 # the module path (ask `go list -m`), so the tree still works after gonew
 # copies it under another name.
 
+ifeq ($(filter oneshell,$(.FEATURES)),)
+$(error GNU make 3.82 or newer is required (on macOS: brew install make, then run gmake))
+endif
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 # Each recipe runs as one script: variables and traps live across its lines.
@@ -13,14 +16,14 @@ MAKEFLAGS += --no-builtin-rules
 
 # Every directory under cmd/ is a service with an image of its own; tools
 # live under tools/. A new service needs no change here.
-APPS ?= $(sort $(notdir $(wildcard cmd/*)))
+APPS ?= $(sort $(notdir $(patsubst %/,%,$(wildcard cmd/*/))))
 # Every binary listens on its own HTTP port (config key http.addr).
 PORT_pingapi := 8080
 PORT_worker := 8090
 
-# Images are named after the module's last path element (hostkit/pingapi),
-# so a renamed copy builds its own names.
-IMAGE_REPO ?= $(notdir $(shell go list -m 2>/dev/null || echo hostkit))
+# The images' repository, as the manifests name it (hostkit/pingapi);
+# make rename sets both to the new module's last path element.
+IMAGE_REPO ?= hostkit
 IMAGES = $(addprefix $(IMAGE_REPO)/,$(APPS))
 # Empty builds the Dockerfile's default target (golang builder, distroless
 # runtime); `local` packages binaries built here into scratch, for machines
@@ -56,6 +59,8 @@ APP ?= pingapi
 # services share the environment, so a flag is the way to set one of them).
 WORKER_FLAGS ?=
 PINGAPI_FLAGS ?=
+# Where make run's embedded NATS listens and pingapi publishes.
+NATS_ADDR ?= 127.0.0.1:4222
 REPLICAS ?=
 
 STATICCHECK_VERSION := v0.8.2
@@ -100,24 +105,29 @@ lint: ## gofmt, go vet, staticcheck and govulncheck (pinned, fetched by go run)
 	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
 
 .PHONY: run
-run: ## Run worker (embedded NATS on 127.0.0.1:4222) and pingapi (:8080); Ctrl-C stops both
+run: ## Run worker (embedded NATS on NATS_ADDR, 127.0.0.1:4222) and pingapi (:8080); Ctrl-C stops both
 	@go build -o bin/dev/ ./cmd/worker ./cmd/pingapi
 	# Ctrl-C reaches both services through the terminal's process group, so
-	# INT is only noted here: sending it on would be a second signal, which
-	# forces an exit. A TERM sent to make alone is passed on.
-	trap 'interrupted=1' INT
-	trap 'interrupted=1; kill -TERM $$worker $$pingapi 2>/dev/null || true' TERM
-	bin/dev/worker $(WORKER_FLAGS) & worker=$$!
+	# INT is only noted here (sending it on would be a second signal, which
+	# forces an exit); a TERM sent to make alone is passed on. A service that
+	# exits 0 did so on a signal both got; one that fails stops the other.
+	worker= pingapi= first=
+	trap 'stopping=1' INT
+	trap 'stopping=1; kill -TERM $$worker $$pingapi 2>/dev/null || true' TERM
+	bin/dev/worker --nats.embedded.addr=$(NATS_ADDR) $(WORKER_FLAGS) & worker=$$!
 	# pingapi publishes to the worker's engine: start it once NATS listens.
-	for _ in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
-	bin/dev/pingapi $(PINGAPI_FLAGS) & pingapi=$$!
-	# wait -n returns when either one exits, or at once on a trapped signal.
-	wait -n $$worker $$pingapi || true
-	# One stopped on its own (e.g. a port in use): stop the other too.
-	[ -n "$${interrupted:-}" ] || kill -TERM $$worker $$pingapi 2>/dev/null || true
+	until (exec 3<>/dev/tcp/$(subst :,/,$(NATS_ADDR))) 2>/dev/null; do
+	  { kill -0 $$worker 2>/dev/null && [ -z "$${stopping:-}" ]; } || break
+	  sleep 0.1 || true
+	done
+	if kill -0 $$worker 2>/dev/null && [ -z "$${stopping:-}" ]; then
+	  bin/dev/pingapi --nats.url=nats://$(NATS_ADDR) $(PINGAPI_FLAGS) & pingapi=$$!
+	  wait -n $$worker $$pingapi && first=0 || first=$$?
+	fi
+	[ -n "$${stopping:-}" ] || [ "$${first:-1}" = 0 ] || kill -TERM $$worker $$pingapi 2>/dev/null || true
 	status=0
 	wait $$worker || status=$$?
-	wait $$pingapi || status=$$?
+	[ -z "$$pingapi" ] || { wait $$pingapi || status=$$?; }
 	exit $$status
 
 .PHONY: rollout-sim

@@ -2,6 +2,7 @@ package docs_test
 
 import (
 	"bytes"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -109,6 +110,19 @@ func TestQuickStartRuns(t *testing.T) {
 	steps := commands(blocks[0])
 	if len(steps) < 5 {
 		t.Fatalf("README quick start has %d commands, want the curls, publish and help", len(steps))
+	}
+
+	// The README's commands name fixed ports: something else on them would
+	// answer instead of the services under test.
+	for _, port := range []string{"8080", "8090", "4222"} {
+		l, err := net.Listen("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("port %s is taken; the quick start needs it: %v", port, err)
+			}
+			t.Skipf("port %s is taken (make run going already?): %v", port, err)
+		}
+		l.Close()
 	}
 
 	// Loopback only, and on the README's ports, so its commands hit these

@@ -97,13 +97,16 @@ func (l *Lifetime) State() State {
 
 // OnStarted registers f to run when the application has started.
 // Callbacks run in registration order on the host's goroutine; keep them
-// short. Registered after the fact, as in .NET, f runs at once.
+// short. Registered after the fact, as in .NET, f runs at once on the
+// caller's goroutine.
 func (l *Lifetime) OnStarted(f func()) { l.register(l.started, &l.onStarted, f) }
 
-// OnStopping registers f to run when the application begins to stop.
+// OnStopping registers f to run when the application begins to stop; late,
+// it runs at once.
 func (l *Lifetime) OnStopping(f func()) { l.register(l.stopping, &l.onStopping, f) }
 
-// OnStopped registers f to run when every service has stopped.
+// OnStopped registers f to run when every service has stopped; late, it
+// runs at once.
 func (l *Lifetime) OnStopped(f func()) { l.register(l.stopped, &l.onStopped, f) }
 
 func (l *Lifetime) register(ch chan struct{}, list *[]func(), f func()) {

@@ -42,8 +42,15 @@ func run(args []string, dir string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if oldPath == newPath {
-		return fmt.Errorf("module is already %s", newPath)
+	// The images keep their old name after gonew, which rewrites only Go
+	// files and go.mod; so the old name comes from the Makefile, and a
+	// gonew copy can be renamed here too.
+	oldName, err := imageRepo(dir)
+	if err != nil {
+		return err
+	}
+	if oldPath == newPath && oldName == path.Base(newPath) {
+		return fmt.Errorf("module and images are already named for %s", newPath)
 	}
 	// go mod edit validates the new path the way the go command will read it.
 	edit := exec.Command("go", "mod", "edit", "-module", newPath)
@@ -55,7 +62,7 @@ func run(args []string, dir string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r := newReplacer(oldPath, newPath, apps)
+	r := newReplacer(oldPath, newPath, oldName, apps)
 	n, err := r.tree(dir)
 	if err != nil {
 		return err
@@ -93,16 +100,31 @@ func commands(dir string) ([]string, error) {
 
 type replacer struct {
 	oldPath, newPath string
-	image            *regexp.Regexp
+	image, repo      *regexp.Regexp
 	newName          string
 }
 
-func newReplacer(oldPath, newPath string, apps []string) *replacer {
+func newReplacer(oldPath, newPath, oldName string, apps []string) *replacer {
 	// An image reference is the old name, a slash and an app, not inside a
-	// longer path (the module path is replaced before this runs).
-	image := regexp.MustCompile(`(^|[^\w./-])` + regexp.QuoteMeta(path.Base(oldPath)) +
+	// longer path (the module path is replaced before this runs); the
+	// Makefile names the repository alone.
+	image := regexp.MustCompile(`(^|[^\w./-])` + regexp.QuoteMeta(oldName) +
 		`/(` + strings.Join(apps, "|") + `)\b`)
-	return &replacer{oldPath: oldPath, newPath: newPath, image: image, newName: path.Base(newPath)}
+	repo := regexp.MustCompile(`(?m)^(IMAGE_REPO \?= )` + regexp.QuoteMeta(oldName) + `$`)
+	return &replacer{oldPath: oldPath, newPath: newPath, image: image, repo: repo, newName: path.Base(newPath)}
+}
+
+// imageRepo reads the images' repository from the Makefile's IMAGE_REPO.
+func imageRepo(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "Makefile"))
+	if err != nil {
+		return "", fmt.Errorf("read Makefile: %w", err)
+	}
+	m := regexp.MustCompile(`(?m)^IMAGE_REPO \?= (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		return "", errors.New("the Makefile sets no IMAGE_REPO")
+	}
+	return string(m[1]), nil
 }
 
 // skipDirs are never rewritten: history, build output, local data.
@@ -147,6 +169,7 @@ func (r *replacer) file(p string) (bool, error) {
 			continue // the gonew command names the template itself, not this copy
 		}
 		line = bytes.ReplaceAll(line, []byte(r.oldPath), []byte(r.newPath))
+		line = r.repo.ReplaceAll(line, []byte("${1}"+r.newName))
 		lines[i] = r.image.ReplaceAll(line, []byte("${1}"+r.newName+"/${2}"))
 	}
 	out := bytes.Join(lines, nil)

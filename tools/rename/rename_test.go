@@ -63,11 +63,54 @@ func TestRenamedCopyBuildsAndKeepsNoOldName(t *testing.T) {
 	}
 }
 
-func TestRenameRejectsBadPaths(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/old\n\ngo 1.26\n"), 0o644); err != nil {
-		t.Fatal(err)
+// writeTree writes files (path → content) under a new temporary directory.
+func writeTree(tb testing.TB, files map[string]string) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			tb.Fatal(err)
+		}
 	}
+	return dir
+}
+
+// gonew rewrites the module path but not the image names; rename, run with
+// the same path, still renames the images.
+func TestRenameAfterGonewRenamesTheImages(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"go.mod":                  "module example.com/you/svc\n\ngo 1.26\n",
+		"Makefile":                "IMAGE_REPO ?= hostkit\n",
+		"cmd/pingapi/main.go":     "package main\n\nfunc main() {}\n",
+		"deploy/deployment.yaml":  "image: hostkit/pingapi\n",
+		"deploy/other/notes.yaml": "name: hostkit-cluster\n",
+	})
+	if err := run([]string{"example.com/you/svc"}, dir, &bytes.Buffer{}); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	for name, want := range map[string]string{
+		"Makefile":                "IMAGE_REPO ?= svc\n",
+		"deploy/deployment.yaml":  "image: svc/pingapi\n",
+		"deploy/other/notes.yaml": "name: hostkit-cluster\n", // not an image: left alone
+	} {
+		if b, _ := os.ReadFile(filepath.Join(dir, name)); string(b) != want {
+			t.Errorf("%s = %q, want %q", name, b, want)
+		}
+	}
+	if err := run([]string{"example.com/you/svc"}, dir, &bytes.Buffer{}); err == nil {
+		t.Error("a second rename to the same name succeeded; want an error")
+	}
+}
+
+func TestRenameRejectsBadPaths(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"go.mod":   "module example.com/old\n\ngo 1.26\n",
+		"Makefile": "IMAGE_REPO ?= old\n",
+	})
 	for _, arg := range []string{"", "has space/x", "example.com/old", "-h"} {
 		if err := run([]string{arg}, dir, &bytes.Buffer{}); err == nil {
 			t.Errorf("rename %q = nil, want an error", arg)
