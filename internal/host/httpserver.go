@@ -153,8 +153,13 @@ func (s *HTTPServer) Stop(ctx context.Context) error {
 	var stopErr error
 	if err := s.srv.Shutdown(ctx); err != nil {
 		left := s.requests.describe()
+		// Close the connections before cancelling the requests: a handler
+		// that returns on cancellation without writing would otherwise
+		// have net/http send an empty 200, a cut-off request that looks
+		// like a success.
+		closeErr := s.srv.Close()
 		s.cancelRequests()
-		stopErr = errors.Join(fmt.Errorf("http server: shutdown: closed with %s: %w", left, err), s.srv.Close())
+		stopErr = errors.Join(fmt.Errorf("http server: shutdown: closed with %s: %w", left, err), closeErr)
 	}
 	s.cancelRequests()
 	<-done
