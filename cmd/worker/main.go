@@ -39,7 +39,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
 	"github.com/hostkit/hostkit/internal/engine"
@@ -61,11 +60,7 @@ func run(ctx context.Context, args []string, environ func() []string, stdout, st
 	if len(args) > 0 && args[0] == "publish" {
 		return publish(ctx, args[1:], environ(), stdout, stderr)
 	}
-	code := host.Main(ctx, args, environ, stderr, program())
-	if slices.ContainsFunc(args, isHelp) {
-		fmt.Fprint(stderr, subcommands)
-	}
-	return code
+	return host.Main(ctx, args, environ, stderr, program())
 }
 
 const subcommands = `
@@ -74,20 +69,13 @@ Subcommands:
   worker version                                             print the version
 `
 
-func isHelp(arg string) bool {
-	switch arg {
-	case "-h", "-help", "--help":
-		return true
-	}
-	return false
-}
-
 func program() host.Program {
 	var cfg config
 	return host.Program{
 		Name:    "worker",
 		Version: version,
 		Config:  cfg.declare,
+		Usage:   subcommands,
 		Build:   func(h *host.Host) error { return build(h, cfg) },
 	}
 }

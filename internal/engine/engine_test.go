@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hostkit/hostkit/internal/engine"
+	"github.com/hostkit/hostkit/internal/engine/enginetest"
 )
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -47,18 +48,6 @@ func stop(tb testing.TB, e *engine.Engine) {
 	defer cancel()
 	if err := e.Stop(ctx); err != nil {
 		tb.Errorf("Stop: %v", err)
-	}
-}
-
-// eventually polls cond until it holds or a few seconds pass.
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -194,12 +183,12 @@ func TestExternalConnectsAndReconnects(t *testing.T) {
 	}
 
 	stop(t, server)
-	eventually(t, "client to notice the server is gone", func() bool {
+	enginetest.Eventually(t, "client to notice the server is gone", func() bool {
 		return errors.Is(client.Ready(), engine.ErrNotConnected)
 	})
 
 	start(t, embeddedConfig(dir, addr))
-	eventually(t, "client to reconnect", func() bool { return client.Ready() == nil })
+	enginetest.Eventually(t, "client to reconnect", func() bool { return client.Ready() == nil })
 }
 
 func TestExternalUnreachableFailsStart(t *testing.T) {

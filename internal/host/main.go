@@ -22,6 +22,9 @@ type Program struct {
 	// Build adds the program's services to h. An error stops the program
 	// before anything starts; a *ConfigError exits 2, any other error 1.
 	Build func(h *Host) error
+	// Usage is printed after the table of keys on --help: subcommands,
+	// examples.
+	Usage string
 	// Signals replaces the process's signals, for tests that run Main
 	// in-process. Nil means the real ones.
 	Signals SignalSource
@@ -68,6 +71,7 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 	if err := cfg.Load(args, environ()); err != nil {
 		if errors.Is(err, ErrHelp) {
 			cfg.Usage(stderr, p.Name)
+			fmt.Fprint(stderr, p.Usage)
 			return ExitOK
 		}
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)

@@ -158,6 +158,7 @@ func TestMainExitCodes(t *testing.T) {
 		{"invalid config names the key", nil, []string{"HOST__SHUTDOWN_TIMEOUT=abc"}, nil, 2, `host.shutdown_timeout = "abc"`},
 		{"unknown flag", []string{"--bogus"}, nil, nil, 2, "bogus"},
 		{"help", []string{"--help"}, nil, nil, 0, "HOST__SHUTDOWN_DELAY"},
+		{"help ends with the program's usage", []string{"--help"}, nil, nil, 0, "Subcommands: none\n"},
 		{"version", []string{"--version"}, nil, nil, 0, "test v1.2.3"},
 		{"build error", nil, nil, func(*host.Host) error { return boom }, 1, "boom"},
 		{"build config error", nil, nil, func(*host.Host) error {
@@ -176,7 +177,7 @@ func TestMainExitCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
 			code := host.Main(context.Background(), tt.args, func() []string { return tt.env }, &out,
-				host.Program{Name: "test", Version: "v1.2.3", Build: tt.build, Signals: &host.ManualSignals{}})
+				host.Program{Name: "test", Version: "v1.2.3", Build: tt.build, Usage: "Subcommands: none\n", Signals: &host.ManualSignals{}})
 			if code != tt.wantCode {
 				t.Errorf("Main = %d, want %d; output:\n%s", code, tt.wantCode, out.String())
 			}
