@@ -66,6 +66,8 @@ func (cfg *config) declareQueue(c *host.Config) {
 		"delay before retrying a failed job; doubles with every attempt")
 	c.Duration(&cfg.Queue.MaxBackoff, "queue.max_backoff", q.MaxBackoff,
 		"longest delay between attempts")
+	c.Duration(&cfg.Queue.FetchWait, "queue.fetch_wait", q.FetchWait,
+		"how long one pull request waits for jobs on an idle queue (heartbeats every half of it)")
 }
 
 func (cfg *config) declareChangeFeed(c *host.Config) {
