@@ -16,6 +16,7 @@ type config struct {
 	Engine     engine.Config
 	Queue      queue.Config
 	ChangeFeed changefeed.Config
+	Example    exampleConfig
 }
 
 // declare declares every worker key on c, with the packages' defaults, and
@@ -25,6 +26,7 @@ func (cfg *config) declare(c *host.Config) {
 	cfg.declareEngine(c)
 	cfg.declareQueue(c)
 	cfg.declareChangeFeed(c)
+	cfg.Example.declare(c)
 	c.Check(func() error {
 		// One key, two packages: the change feed replicates like the queue.
 		cfg.ChangeFeed.Replicas = cfg.Engine.Replicas
@@ -49,6 +51,10 @@ func (cfg *config) declareEngine(c *host.Config) {
 		"replicas of the streams the worker creates (3 with a 3-node cluster; 1 for the embedded server)")
 	c.Duration(&cfg.Engine.ConnectTimeout, "nats.connect_timeout", e.ConnectTimeout,
 		"how long start waits for an external cluster before failing")
+	c.Duration(&cfg.Engine.PingInterval, "nats.ping_interval", e.PingInterval,
+		"how often the worker pings its NATS server; a server that stops answering is left after ping_interval × (max_pings_outstanding+1)")
+	c.Int(&cfg.Engine.MaxPingsOutstanding, "nats.max_pings_outstanding", e.MaxPingsOutstanding,
+		"unanswered pings before the worker gives its NATS server up and moves to another node")
 	cfg.Engine.Name = e.Name
 }
 

@@ -60,12 +60,16 @@ func run(ctx context.Context, args []string, environ func() []string, stdout, st
 	if len(args) > 0 && args[0] == "publish" {
 		return publish(ctx, args[1:], environ(), stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "dlq" {
+		return dlq(ctx, args[1:], environ(), stdout, stderr)
+	}
 	return host.Main(ctx, args, environ, stderr, program())
 }
 
 const subcommands = `
 Subcommands:
   worker publish [--count N] [--url URL] SUBJECT [PAYLOAD]   publish test jobs or changes (publish --help)
+  worker dlq list | replay (--all | ID...)                   inspect and replay dead letters (dlq --help)
   worker version                                             print the version
 `
 
@@ -101,8 +105,7 @@ func build(h *host.Host, cfg config) error {
 	if err != nil {
 		return &host.ConfigError{Err: err}
 	}
-	// One line per job type.
-	q.Handle("jobs.ping", jobs.Ping)
+	handleExamples(q, cfg.Example)
 
 	cm, err := changefeed.NewMetrics(reg, qm)
 	if err != nil {

@@ -16,6 +16,11 @@ import (
 type Check struct {
 	Name  string
 	Probe func(ctx context.Context) error
+	// DegradeOnly makes a failing Probe keep readiness at 200 and name the
+	// check in the body as degraded: for a dependency that every replica
+	// shares, where taking replicas out of rotation would not help and would
+	// take their other endpoints down too.
+	DegradeOnly bool
 }
 
 // CheckTimeout bounds each readiness check, well inside the few seconds a
@@ -42,7 +47,16 @@ func Ready(lt *host.Lifetime, checks ...Check) http.HandlerFunc {
 			WriteError(w, r, Unavailable(err))
 			return
 		}
-		writeText(w, "ready\n")
+		body := "ready\n"
+		for _, c := range checks {
+			if !c.DegradeOnly {
+				continue
+			}
+			if err := probe(r.Context(), c); err != nil {
+				body += fmt.Sprintf("degraded: %s: %v\n", c.Name, err)
+			}
+		}
+		writeText(w, body)
 	}
 }
 
@@ -59,6 +73,9 @@ func readiness(ctx context.Context, lt *host.Lifetime, checks []Check) error {
 		return errors.New("starting")
 	}
 	for _, c := range checks {
+		if c.DegradeOnly {
+			continue
+		}
 		if err := probe(ctx, c); err != nil {
 			return fmt.Errorf("check %s: %w", c.Name, err)
 		}
