@@ -170,8 +170,7 @@ func replayDLQ(ctx context.Context, js jetstream.JetStream, opts dlqOptions, out
 			continue
 		}
 		replayed++
-		fmt.Fprintf(out, "replayed #%d (id %s) on %s as %s\n", seq, orDash(e.ID), e.Subject,
-			"replay-"+strconv.FormatUint(seq, 10)+"-"+e.ID)
+		fmt.Fprintf(out, "replayed #%d (id %s) on %s\n", seq, orDash(e.ID), e.Subject)
 	}
 	fmt.Fprintf(out, "%d dead letter(s) replayed\n", replayed)
 	if len(want) > 0 {

@@ -84,6 +84,21 @@ func headerValue(s string) string {
 	return s
 }
 
+// originalID strips the prefix earlier replays put before a job id.
+func originalID(id string) string {
+	for {
+		rest, ok := strings.CutPrefix(id, "replay-")
+		if !ok {
+			return id
+		}
+		seq, after, ok := strings.Cut(rest, "-")
+		if _, err := strconv.ParseUint(seq, 10, 64); !ok || err != nil {
+			return id
+		}
+		id = after
+	}
+}
+
 // DeadLetterEntry is one message of the DLQ stream.
 type DeadLetterEntry struct {
 	// Sequence in the DLQ stream; Replay takes it.
@@ -132,12 +147,13 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f func(DeadLet
 		return fmt.Errorf("read %s: %w", DLQStream, err)
 	}
 	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+		batch, err := cons.FetchNoWait(256)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", DLQStream, err)
 		}
-		last := false
+		last, got := false, 0
 		for m := range batch.Messages() {
+			got++
 			meta, err := m.Metadata()
 			if err != nil {
 				return fmt.Errorf("read %s: %w", DLQStream, err)
@@ -150,7 +166,7 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f func(DeadLet
 		if err := batch.Error(); err != nil {
 			return fmt.Errorf("read %s: %w", DLQStream, err)
 		}
-		if last {
+		if last || got == 0 {
 			return nil
 		}
 	}
@@ -158,7 +174,8 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f func(DeadLet
 
 // Replay publishes the dead letter at seq in the DLQ stream back on the
 // subject it came from, without the Dlq-* headers, and removes it from the
-// DLQ once stored. The copy's Nats-Msg-Id is "replay-<seq>-<job id>": a new
+// DLQ once stored. The copy's Nats-Msg-Id is "replay-<seq>-<job id>" (the
+// id without the prefix of earlier replays): a new
 // job for the JOBS stream (the original id may still be inside its duplicate
 // window), and a replay retried after an unknown outcome is stored once.
 // check vets the subject first (a DLQ is writable by anyone who can publish
@@ -188,7 +205,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, seq uint64, check func(
 			out.Header[k] = vs
 		}
 	}
-	out.Header.Set(nats.MsgIdHdr, fmt.Sprintf("replay-%d-%s", seq, e.ID))
+	out.Header.Set(nats.MsgIdHdr, fmt.Sprintf("replay-%d-%s", seq, originalID(e.ID)))
 	if _, err := js.PublishMsg(ctx, out); err != nil {
 		return e, fmt.Errorf("replay dead letter #%d on %s: %w", seq, e.Subject, err)
 	}
