@@ -200,6 +200,10 @@ func TestInvalidConfigExitsTwoNamingTheKey(t *testing.T) {
 		{"bad flag value", []string{"--ping.max_delay=soon"}, "", "ping.max_delay"},
 		{"bad environment value", nil, "HOST__SHUTDOWN_DELAY=-1s", "host.shutdown_delay"},
 		{"unknown flag", []string{"--ping.nope=1"}, "", "ping.nope"},
+		{"nats.url not a NATS URL", []string{"--nats.url=http://nats:4222"}, "", "nats.url"},
+		{"nats.url malformed", nil, "NATS__URL=nats://[::1", "nats.url"},
+		{"nats.url empty", []string{"--nats.url="}, "", "nats.url"},
+		{"no ping interval", []string{"--nats.ping_interval=0s"}, "", "nats.ping_interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
