@@ -5,7 +5,6 @@ import (
 
 	"github.com/hostkit/hostkit/internal/example/jobs"
 	"github.com/hostkit/hostkit/internal/host"
-	"github.com/hostkit/hostkit/internal/queue"
 )
 
 // exampleConfig holds the example job handlers' keys.
@@ -22,9 +21,4 @@ func (e *exampleConfig) declare(c *host.Config) {
 		}
 		return nil
 	})
-}
-
-// handleExamples registers the example job handlers, one line per job type.
-func handleExamples(q *queue.Processor, e exampleConfig) {
-	q.Handle("jobs.ping", jobs.PingUpTo(e.PingMaxWork))
 }

@@ -105,7 +105,8 @@ func build(h *host.Host, cfg config) error {
 	if err != nil {
 		return &host.ConfigError{Err: err}
 	}
-	handleExamples(q, cfg.Example)
+	// One line per job type.
+	q.Handle("jobs.ping", jobs.PingUpTo(cfg.Example.PingMaxWork))
 
 	cm, err := changefeed.NewMetrics(reg, qm)
 	if err != nil {
