@@ -34,7 +34,10 @@ func (p *Publisher) PublishBatch(ctx context.Context, n, window int, ackTimeout 
 	if !p.nc.IsConnected() {
 		return res, fmt.Errorf("publish: %w: NATS connection %s", ErrUnavailable, p.nc.Status())
 	}
-	js, err := jetstream.New(p.nc, jetstream.WithPublishAsyncMaxPending(window),
+	// nats.go's own bound is a safety net above ours: it counts a message
+	// pending until after its acknowledgement is delivered, so at exactly
+	// window it would stall the next publish now and then.
+	js, err := jetstream.New(p.nc, jetstream.WithPublishAsyncMaxPending(2*window),
 		jetstream.WithPublishAsyncTimeout(ackTimeout))
 	if err != nil {
 		return res, fmt.Errorf("jetstream: %w", err)
