@@ -51,10 +51,16 @@ type Publisher struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	mu       sync.Mutex
-	failing  int   // publishes failed in a row
-	lastFail error // the last of them
+	mu         sync.Mutex
+	failing    int       // publishes failed in a row
+	lastFail   error     // the last of them
+	lastFailAt time.Time // and when
 }
+
+// failureMemory is how long Health keeps reporting failed publishes when
+// none came since: a connection that recovered while no one published would
+// otherwise read as degraded until the next request.
+const failureMemory = time.Minute
 
 // PublisherOptions tune NewPublisherWith.
 type PublisherOptions struct {
@@ -162,7 +168,7 @@ func (p *Publisher) record(err error) {
 		p.log.Warn("publishing to NATS fails", "err", err)
 	}
 	p.failing++
-	p.lastFail = err
+	p.lastFail, p.lastFailAt = err, time.Now()
 }
 
 // ValidSubject reports whether subject can be published on.
@@ -190,15 +196,15 @@ func (p *Publisher) Ready() error {
 }
 
 // Health reports nil while the publisher is connected and its last publish,
-// if any, succeeded; otherwise why not, with how many publishes failed in a
-// row.
+// if any, succeeded or failed over a minute ago; otherwise why not, with how
+// many publishes failed in a row.
 func (p *Publisher) Health() error {
 	if err := p.Ready(); err != nil {
 		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.failing > 0 {
+	if p.failing > 0 && time.Since(p.lastFailAt) < failureMemory {
 		return fmt.Errorf("last %d publishes failed: %w", p.failing, p.lastFail)
 	}
 	return nil
