@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -76,6 +78,9 @@ func TestEveryHandledJobLogsOneLine(t *testing.T) {
 			if _, ok := l[k]; !ok {
 				t.Errorf("job line %v lacks %q", l, k)
 			}
+		}
+		if _, err := time.ParseDuration(fmt.Sprint(l["took"])); err != nil {
+			t.Errorf("took = %v: %v, want a duration as the host logs it", l["took"], err)
 		}
 		if l["subject"] != "jobs.log" {
 			t.Errorf("subject = %v, want jobs.log", l["subject"])

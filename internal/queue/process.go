@@ -114,7 +114,7 @@ func (p *Processor) logJob(msg Message, took time.Duration, outcome string, err 
 		return
 	}
 	attrs := append([]any{"subject", msg.Subject, "msg_id", msg.Header.Get(nats.MsgIdHdr), "seq", msg.Sequence,
-		"attempt", msg.Attempt, "took", took, "outcome", outcome}, extra...)
+		"attempt", msg.Attempt, "took", took.Round(time.Microsecond).String(), "outcome", outcome}, extra...)
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
