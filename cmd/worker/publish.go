@@ -173,13 +173,14 @@ func send(ctx context.Context, opts publishOptions, log *slog.Logger) (natsclien
 	if err := pub.WaitConnected(ctx, opts.timeout); err != nil {
 		return natsclient.BatchResult{}, fmt.Errorf("no NATS server at %s: %w", natsclient.RedactURL(opts.url), err)
 	}
-	run := strings.ToLower(rand.Text()[:10])
+	// {{run}} is fixed for the run: replace it once.
+	msgID := strings.ReplaceAll(opts.msgID, "{{run}}", strings.ToLower(rand.Text()[:10]))
 	msg := func(i int) *nats.Msg {
 		n := strconv.Itoa(i + 1)
 		m := nats.NewMsg(opts.subject)
 		m.Data = []byte(strings.ReplaceAll(opts.payload, "{{n}}", n))
-		if opts.msgID != "" {
-			m.Header.Set(nats.MsgIdHdr, strings.NewReplacer("{{n}}", n, "{{run}}", run).Replace(opts.msgID))
+		if msgID != "" {
+			m.Header.Set(nats.MsgIdHdr, strings.ReplaceAll(msgID, "{{n}}", n))
 		}
 		return m
 	}
