@@ -12,6 +12,9 @@ import (
 // body names NATS as degraded, its metrics show the connection state and
 // the failed publishes, and it logs the failure once, not once per POST.
 func TestNATSDownShowsInReadinessMetricsAndLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a pingapi process")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	inst := start(ctx, t, "--nats.url=nats://"+closedPort(t))

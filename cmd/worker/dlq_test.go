@@ -17,6 +17,9 @@ func runDLQ(ctx context.Context, tb testing.TB, wantCode int, args ...string) st
 }
 
 func TestDLQListAndReplay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs worker and NATS processes")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	inst := start(ctx, t, testArgs(filepath.Join(t.TempDir(), "nats"), "--queue.max_deliver=1")...)

@@ -302,6 +302,9 @@ func runSub(ctx context.Context, tb testing.TB, sub string, wantCode int, args .
 
 // Ids make a rerun of the same publish store nothing twice.
 func TestPublishWithFixedIDsStoresOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs worker and NATS processes")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	inst := start(ctx, t, testArgs(filepath.Join(t.TempDir(), "nats"), "--queue.concurrency=1")...)
