@@ -78,6 +78,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// refillBelow is how few jobs may be buffered or on their way before the
+// processor asks for more: half of Prefetch (fewer, larger pulls), but at
+// least Concurrency, so that a worker that finishes finds a job waiting. With
+// Prefetch = Concurrency (long jobs) every finished job is topped up at once;
+// half would leave workers idle for a pull's round trip.
+func (c Config) refillBelow() int {
+	return max((c.Prefetch+1)/2, min(c.Prefetch, c.Concurrency))
+}
+
 // backoff is the delay after a failed attempt (1 for the first delivery).
 func (c Config) backoff(attempt int) time.Duration {
 	d := c.Backoff

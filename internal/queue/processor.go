@@ -149,6 +149,7 @@ func (p *Processor) subscribe(ctx context.Context) (jetstream.MessagesContext, e
 	}
 	iter, err := cons.Messages(
 		jetstream.PullMaxMessages(p.cfg.Prefetch),
+		jetstream.PullThresholdMessages(p.cfg.refillBelow()),
 		jetstream.PullExpiry(p.cfg.FetchWait),
 		// A missed heartbeat (a slow or restarting server) is handled inside
 		// the iterator by asking again; it is not a reason to stop a worker.
