@@ -157,6 +157,13 @@ func TestMainExitCodes(t *testing.T) {
 	}{
 		{"invalid config names the key", nil, []string{"HOST__SHUTDOWN_TIMEOUT=abc"}, nil, 2, `host.shutdown_timeout = "abc"`},
 		{"unknown flag", []string{"--bogus"}, nil, nil, 2, "bogus"},
+		{"zero shutdown timeout is rejected, not replaced", nil, []string{"HOST__SHUTDOWN_TIMEOUT=0s"}, nil, 2, `host.shutdown_timeout = "0s"`},
+		{"grace period below delay + timeout + margin", nil, []string{"HOST__TERMINATION_GRACE_PERIOD=40s", "HOST__SHUTDOWN_DELAY=10s"}, nil, 2,
+			"host.shutdown_delay 10s + host.shutdown_timeout 30s + margin 5s = 45s exceeds host.termination_grace_period 40s"},
+		{"grace period that fits", nil, []string{"HOST__TERMINATION_GRACE_PERIOD=45s", "HOST__SHUTDOWN_DELAY=10s"}, func(h *host.Host) error {
+			h.Add("bad", &svc{name: "bad", j: &journal{}, startErr: errors.New("reached the start")})
+			return nil
+		}, 1, "reached the start"},
 		{"help", []string{"--help"}, nil, nil, 0, "HOST__SHUTDOWN_DELAY"},
 		{"help ends with the program's usage", []string{"--help"}, nil, nil, 0, "Subcommands: none\n"},
 		{"version", []string{"--version"}, nil, nil, 0, "test v1.2.3"},
@@ -176,7 +183,10 @@ func TestMainExitCodes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
-			code := host.Main(context.Background(), tt.args, func() []string { return tt.env }, &out,
+			// A configuration wrongly accepted runs until this ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			code := host.Main(ctx, tt.args, func() []string { return tt.env }, &out,
 				host.Program{Name: "test", Version: "v1.2.3", Build: tt.build, Usage: "Subcommands: none\n", Signals: &host.ManualSignals{}})
 			if code != tt.wantCode {
 				t.Errorf("Main = %d, want %d; output:\n%s", code, tt.wantCode, out.String())
@@ -185,6 +195,52 @@ func TestMainExitCodes(t *testing.T) {
 				t.Errorf("output does not contain %q:\n%s", tt.wantOut, out.String())
 			}
 		})
+	}
+}
+
+// TestMainLogsEffectiveConfigAtInfoWithSecretsMasked declares keys that
+// hold secrets and checks the startup line shows the rest but never them.
+func TestMainLogsEffectiveConfigAtInfoWithSecretsMasked(t *testing.T) {
+	var out strings.Builder
+	ctx, cancel := context.WithCancel(context.Background())
+	var url, urls, pass, token, apiKey, secret, plain string
+	code := host.Main(ctx, []string{"--log.format=json"}, func() []string { return nil }, &out,
+		host.Program{Name: "test", Signals: &host.ManualSignals{},
+			Config: func(c *host.Config) {
+				c.String(&url, "nats.url", "nats://jobs:hunter2@nats:4222", "")
+				c.String(&urls, "nats.urls", "nats://a:pw1@n1:4222,nats://b:pw2@n2:4222", "")
+				c.String(&pass, "db.password", "swordfish", "")
+				c.String(&token, "api.token", "tok-123", "")
+				c.String(&apiKey, "api.signing_key", "k-456", "")
+				c.String(&secret, "oauth.client_secret", "s-789", "")
+				c.String(&plain, "api.name", "visible-value", "")
+			},
+			Build: func(h *host.Host) error {
+				h.Lifetime().OnStarted(cancel)
+				return nil
+			}})
+	if code != 0 {
+		t.Fatalf("Main = %d, want 0; output:\n%s", code, out.String())
+	}
+	var line string
+	for l := range strings.Lines(out.String()) {
+		if strings.Contains(l, `"msg":"effective configuration"`) {
+			line = l
+		}
+	}
+	if line == "" || !strings.Contains(line, `"level":"INFO"`) {
+		t.Fatalf("no effective configuration line at INFO:\n%s", out.String())
+	}
+	for _, secret := range []string{"hunter2", "pw1", "pw2", "swordfish", "tok-123", "k-456", "s-789"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("log shows the secret %q:\n%s", secret, line)
+		}
+	}
+	for _, want := range []string{`"nats.url":"nats://jobs:xxxxx@nats:4222"`, `"nats.urls":"nats://a:xxxxx@n1:4222,nats://b:xxxxx@n2:4222"`,
+		`"db.password":"xxxxx"`, `"api.name":"visible-value"`, `"host.shutdown_timeout":"30s"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("effective configuration lacks %s:\n%s", want, line)
+		}
 	}
 }
 
