@@ -62,6 +62,8 @@ func StatusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	}
 	switch {
+	case errors.Is(err, ErrRequestTimeout): // before ErrInvalid: a handler may call a failed read invalid input
+		return http.StatusRequestTimeout
 	case errors.Is(err, ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):

@@ -307,6 +307,7 @@ func TestStatusOf(t *testing.T) {
 		{"not found", web.ErrNotFound, 404},
 		{"method", web.ErrMethodNotAllowed, 405},
 		{"body too large", fmt.Errorf("read: %w", &http.MaxBytesError{Limit: 1}), 413},
+		{"body too slow, called invalid", web.Invalid(fmt.Errorf("read: %w", web.ErrRequestTimeout)), 408},
 		{"anything else", errors.New("disk on fire"), 500},
 	}
 	for _, tt := range tests {
