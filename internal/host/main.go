@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os/signal"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -122,6 +124,7 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 	signals := p.Signals
 	if signals == nil {
 		signals = OSSignals{}
+		ignoreBrokenPipes()
 	}
 	h := New(Options{
 		ShutdownTimeout: hc.ShutdownTimeout,
@@ -142,6 +145,13 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 	}
 	return ExitOK
 }
+
+// ignoreBrokenPipes keeps a log reader that goes away (`| head`, a closed
+// `| tee`) from killing the process: Go's runtime raises SIGPIPE on a write
+// to a broken stdout or stderr unless the signal is handled. Ignored, the
+// write fails with EPIPE instead, which slog drops, and the process goes on
+// to drain and exit with its own code.
+func ignoreBrokenPipes() { signal.Ignore(syscall.SIGPIPE) }
 
 // logEffective logs every key's value once, at info, so an operator sees
 // what the process really runs with; secrets are masked (see Masked).

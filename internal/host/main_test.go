@@ -108,7 +108,11 @@ func exitCode(tb testing.TB, cmd *exec.Cmd) int {
 }
 
 func TestRealSignalStopsCleanly(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT} {
+	if testing.Short() {
+		t.Skip("runs child processes")
+	}
+	// SIGHUP is what a closed terminal sends; it used to kill at once (129).
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd, _ := startChild(t, "clean")
 			if err := cmd.Process.Signal(sig); err != nil {
@@ -118,6 +122,45 @@ func TestRealSignalStopsCleanly(t *testing.T) {
 				t.Fatalf("exit code after %v = %d, want 0", sig, got)
 			}
 		})
+	}
+}
+
+// TestRealBrokenLogPipeDoesNotKill closes the pipe the child logs to, as
+// `pingapi 2>&1 | head -c 100` does, then stops it: the next log line used to
+// raise SIGPIPE and kill the process (141) before it drained.
+func TestRealBrokenLogPipeDoesNotKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=clean", "LOG__FORMAT=json")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	waitLine(t, lines, "ready")
+	logs := bufio.NewScanner(stderr)
+	if !logs.Scan() { // the child has logged: the pipe works until now
+		t.Fatal("child wrote no log line")
+	}
+	if err := stderr.Close(); err != nil { // the reader goes away
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, lines, "stopping") // it drains: its Stop runs
+	if got := exitCode(t, cmd); got != 0 {
+		t.Fatalf("exit code with a broken log pipe = %d, want 0 (-1: killed by a signal)", got)
 	}
 }
 
