@@ -3,6 +3,7 @@ package web_test
 import (
 	"bufio"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hostkit/hostkit/internal/web"
 )
@@ -169,5 +172,38 @@ func TestReadTimeoutSparesSlowHandlersAndExtendedBodies(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || string(body) != "first-last" {
 		t.Errorf("extended body = %d %q, want 200 \"first-last\"", resp.StatusCode, body)
+	}
+}
+
+// BenchmarkRouterLimits measures what the in-flight bound and the read
+// timeout add to a request through the whole router, in process (no
+// network, so the difference is not lost in loopback noise):
+//
+//	go test -run '^$' -bench RouterLimits ./internal/web/
+func BenchmarkRouterLimits(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		opts web.RouterOptions
+	}{
+		{"unbounded", web.RouterOptions{}},
+		{"bounded", web.RouterOptions{ReadTimeout: web.DefaultReadTimeout, MaxInFlight: web.DefaultMaxInFlight}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			bc.opts.Lifetime = startedLifetime(b)
+			bc.opts.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+			bc.opts.Registry = prometheus.NewRegistry()
+			r, err := web.NewRouter(bc.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.Get("/ok", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				req := httptest.NewRequest("GET", "/ok", nil)
+				for pb.Next() {
+					r.ServeHTTP(httptest.NewRecorder(), req)
+				}
+			})
+		})
 	}
 }
