@@ -167,58 +167,69 @@ func (n *Nginx) change(ctx context.Context, edit func([]string) ([]string, error
 	if err := n.writeConfig(); err != nil {
 		return err
 	}
+	master := n.cmd.cmd.Process.Pid
+	old := workers(master)
 	if err := n.cmd.signal(syscall.SIGHUP); err != nil {
 		return fmt.Errorf("nginx reload: %w", err)
 	}
 	if err := n.waitGeneration(ctx); err != nil {
 		return err
 	}
-	return n.waitOldWorkers(ctx)
+	return n.waitOldWorkersStopAccepting(ctx, master, old)
 }
 
-// waitOldWorkers waits until the workers of earlier configurations have
-// exited: until then they may still accept a connection and send it to a
-// backend that is no longer in the upstream, so nginx has not fully learned
-// of the change. It reads /proc; where there is none it does not wait.
-func (n *Nginx) waitOldWorkers(ctx context.Context) error {
-	master := strconv.Itoa(n.cmd.cmd.Process.Pid)
+// waitOldWorkersStopAccepting waits until each worker of the configuration
+// before a reload has exited or is shutting down: until then it may still
+// accept a connection and send it to a backend no longer in the upstream,
+// so nginx has not fully learned of the change. A worker shutting down has
+// closed its listening sockets and only finishes the requests it has.
+// Workers are found in /proc; where there is none this does not wait.
+func (n *Nginx) waitOldWorkersStopAccepting(ctx context.Context, master int, old []int) error {
 	for {
-		old, err := shuttingDownWorkers(master)
-		if err != nil || old == 0 {
+		accepting := 0
+		for _, pid := range old {
+			title, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err == nil && len(title) > 0 && !strings.Contains(string(title), "shutting down") {
+				accepting++
+			}
+		}
+		if accepting == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("nginx: %d old worker(s) still shutting down: %w", old, ctx.Err())
-		case <-time.After(2 * time.Millisecond):
+			return fmt.Errorf("nginx: %d worker(s) of the old configuration still accept: %w", accepting, ctx.Err())
+		case <-n.cmd.done:
+			return fmt.Errorf("nginx exited: %v\n%s", n.cmd.err, n.Log())
+		case <-time.After(time.Millisecond):
 		}
 	}
 }
 
-// shuttingDownWorkers counts master's children whose title says they are
-// shutting down ("nginx: worker process is shutting down").
-func shuttingDownWorkers(master string) (int, error) {
-	procs, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil || len(procs) == 0 {
-		return 0, errors.New("no /proc")
-	}
-	n := 0
-	for _, stat := range procs {
+// workers lists the children of nginx's master process (its workers) from
+// /proc; nil where there is none.
+func workers(master int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, stat := range stats {
 		b, err := os.ReadFile(stat)
 		if err != nil {
 			continue // exited meanwhile
 		}
-		// pid (comm) state ppid ...; comm may hold spaces, so split after ')'.
+		// "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
 		i := strings.LastIndexByte(string(b), ')')
-		if f := strings.Fields(string(b[i+1:])); i < 0 || len(f) < 2 || f[1] != master {
+		if i < 0 {
 			continue
 		}
-		title, _ := os.ReadFile(filepath.Join(filepath.Dir(stat), "cmdline"))
-		if strings.Contains(string(title), "shutting down") {
-			n++
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(master) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(stat))); err == nil {
+			pids = append(pids, pid)
 		}
 	}
-	return n, nil
+	return pids
 }
 
 // writeConfig writes the next generation of the configuration.

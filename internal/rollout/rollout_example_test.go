@@ -159,13 +159,6 @@ func startInstance(ctx context.Context, t *testing.T, sc scenario) *rollout.Inst
 	return inst
 }
 
-func mustAdd(t *testing.T, p *rollout.Proxy, url string) {
-	t.Helper()
-	if err := p.Add(url); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func get(url string) (string, error) {
 	resp, err := http.Get(url)
 	if err != nil {
