@@ -62,7 +62,7 @@ func TestProxyRollout(t *testing.T) {
 	// what fails there is a POST sent on a pooled connection that the
 	// stopping instance closes as idle, the race the shutdown delay exists
 	// for, which needs more steps to show.
-	zeroDelayPosts := map[string]int{"nginx": 6000, "haproxy": 1000}
+	zeroDelayPosts := map[string]int{"nginx": 8000, "haproxy": 1000}
 	var cases []proxyCase
 	for _, proxy := range []string{"nginx", "haproxy"} {
 		// GETs are idempotent, so the proxies retry them on a closed
