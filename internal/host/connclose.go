@@ -1,7 +1,9 @@
 package host
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 )
 
@@ -23,8 +25,9 @@ func closeAfterShutdownRequest(requested <-chan struct{}, next http.Handler) htt
 
 // closingWriter is the ResponseWriter closeAfterShutdownRequest hands to
 // handlers. Unwrap keeps http.ResponseController's optional methods
-// (Hijack, deadlines) reachable; Flush and ReadFrom are passed on because
-// handlers and io.Copy look for them by type assertion.
+// reachable; Flush, Hijack, ReadFrom and WriteString are passed on as well
+// because handlers, WebSocket libraries and io.Copy look for them by type
+// assertion.
 type closingWriter struct {
 	http.ResponseWriter
 	requested <-chan struct{}
@@ -66,6 +69,17 @@ func (w *closingWriter) Flush() {
 func (w *closingWriter) ReadFrom(r io.Reader) (int64, error) {
 	w.beforeHeader()
 	return io.Copy(w.ResponseWriter, r)
+}
+
+func (w *closingWriter) WriteString(s string) (int, error) {
+	w.beforeHeader()
+	return io.WriteString(w.ResponseWriter, s)
+}
+
+// Hijack hands the connection over; what is written on it is the caller's.
+func (w *closingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.decided = true
+	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 // Unwrap is for http.ResponseController.

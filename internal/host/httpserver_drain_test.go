@@ -181,12 +181,33 @@ func TestHTTPServerKeepsIdleConnectionsThroughShutdownDelay(t *testing.T) {
 
 // TestHTTPServerResponsesBeforeTheSignalKeepAlive: the wrapper that adds
 // "Connection: close" leaves responses before the signal alone, and keeps
-// the writer's optional interfaces reachable.
+// the writer's optional interfaces reachable, by type assertion too.
 func TestHTTPServerResponsesBeforeTheSignalKeepAlive(t *testing.T) {
 	flushed := make(chan error, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hijack" {
+			hj, ok := w.(http.Hijacker)
+			if !ok {
+				http.Error(w, "not a Hijacker", http.StatusInternalServerError)
+				return
+			}
+			conn, buf, err := hj.Hijack()
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			defer conn.Close()
+			_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhijacked")
+			_ = buf.Flush()
+			return
+		}
 		_, _ = io.WriteString(w, "Po")
-		flushed <- http.NewResponseController(w).Flush()
+		_, isFlusher := w.(http.Flusher)
+		if !isFlusher {
+			flushed <- errors.New("not an http.Flusher")
+		} else {
+			flushed <- http.NewResponseController(w).Flush()
+		}
 		_, _ = io.WriteString(w, "ng")
 	})
 	_, url := startHTTPServer(t, h, host.NewLifetime())
@@ -199,5 +220,9 @@ func TestHTTPServerResponsesBeforeTheSignalKeepAlive(t *testing.T) {
 		if err := receive(t, flushed, "the flush"); err != nil {
 			t.Errorf("Flush through the server's writer = %v, want nil", err)
 		}
+	}
+	c.send(t, "/hijack")
+	if resp, err := c.response("/hijack"); err != nil || !resp.Close {
+		t.Errorf("hijacked response: err %v; want the handler's own 200", err)
 	}
 }
