@@ -68,9 +68,10 @@ func TestProxyRollout(t *testing.T) {
 		// GETs are idempotent, so the proxies retry them on a closed
 		// connection: the POSTs carry the proof, the GETs come along. L is
 		// the simulated lag; an nginx reload adds a few hundred
-		// milliseconds on a busy machine, hence D = 2s.
+		// milliseconds, up to two seconds on a crowded machine, hence
+		// D = 3s.
 		cases = append(cases,
-			proxyCase{proxy: proxy, delay: 2 * time.Second, lag: 200 * time.Millisecond,
+			proxyCase{proxy: proxy, delay: 3 * time.Second, lag: 200 * time.Millisecond,
 				posts: posts, postRate: 1250, gets: posts / 10, getRate: 125, wantNoFailures: true},
 			proxyCase{proxy: proxy, delay: 0, lag: 200 * time.Millisecond,
 				posts: zeroDelayPosts[proxy], postRate: 1250, gets: 250, getRate: 125, wantSomeFailures: true},
