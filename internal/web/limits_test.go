@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -66,9 +68,9 @@ func TestInFlightBoundShedsWith503ButNeverProbes(t *testing.T) {
 
 // rawRequest sends a request's header and the first part of its body on a
 // new connection, and returns it and a reader for the answer.
-func rawRequest(tb testing.TB, srv *httptest.Server, head, part string) (net.Conn, *bufio.Reader) {
+func rawRequest(tb testing.TB, addr, head, part string) (net.Conn, *bufio.Reader) {
 	tb.Helper()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -81,14 +83,27 @@ func rawRequest(tb testing.TB, srv *httptest.Server, head, part string) (net.Con
 
 // TestReadTimeoutEndsAStalledBody: a client that sends part of a body and
 // stalls gets 408 (or a closed connection) once the read timeout passes,
-// instead of holding the handler, and every shutdown, forever.
+// instead of holding the handler, and every shutdown, forever. It runs on a
+// plain net/http server and on host.HTTPServer, whose response writer must
+// let the deadline through.
 func TestReadTimeoutEndsAStalledBody(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	f := newFixtureWith(t, web.RouterOptions{Lifetime: startedLifetime(t), ReadTimeout: timeout, MaxBodyBytes: 1 << 10})
-	srv := httptest.NewServer(f.router)
-	t.Cleanup(srv.Close) // after rawRequest's connections close: Close waits for their handlers
+	lt := startedLifetime(t)
+	f := newFixtureWith(t, web.RouterOptions{Lifetime: lt, ReadTimeout: timeout, MaxBodyBytes: 1 << 10})
+	plain := httptest.NewServer(f.router)
+	t.Cleanup(plain.Close) // after rawRequest's connections close: Close waits for their handlers
+	hosted := host.NewHTTPServer("127.0.0.1:0", f.router, lt, nil)
+	if err := hosted.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hosted.Stop(context.Background()) })
+	for name, addr := range map[string]string{"net/http": plain.Listener.Addr().String(), "host": hosted.Addr().String()} {
+		t.Run(name, func(t *testing.T) { assertStalledBodyEnds(t, addr, timeout) })
+	}
+}
 
-	conn, answer := rawRequest(t, srv, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", "stalls")
+func assertStalledBodyEnds(t *testing.T, addr string, timeout time.Duration) {
+	conn, answer := rawRequest(t, addr, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", "stalls")
 	began := time.Now()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // the test's own bound, far past the timeout
 	resp, err := http.ReadResponse(answer, nil)
@@ -158,7 +173,7 @@ func TestReadTimeoutSparesSlowHandlersAndExtendedBodies(t *testing.T) {
 		}
 	}
 
-	conn, answer := rawRequest(t, srv, "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", "first")
+	conn, answer := rawRequest(t, srv.Listener.Addr().String(), "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", "first")
 	time.Sleep(3 * timeout) // the client is slower than the default timeout, on purpose
 	if _, err := io.WriteString(conn, "-last"); err != nil {
 		t.Fatal(err)
