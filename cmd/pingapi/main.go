@@ -26,7 +26,7 @@ func main() {
 
 // config holds pingapi's own keys.
 type config struct {
-	Addr     string
+	HTTP     web.Config
 	MaxDelay time.Duration
 	NATSURL  string
 	NATS     natsclient.Options
@@ -38,7 +38,7 @@ func program() host.Program {
 		Name:    "pingapi",
 		Version: version,
 		Config: func(c *host.Config) {
-			c.String(&cfg.Addr, "http.addr", ":8080", "HTTP listen address")
+			cfg.HTTP.Declare(c, ":8080", "HTTP listen address")
 			c.Duration(&cfg.MaxDelay, "ping.max_delay", ping.DefaultMaxDelay, "longest ?delay= a ping may ask for")
 			c.String(&cfg.NATSURL, "nats.url", "nats://127.0.0.1:4222",
 				"NATS servers that receive jobs (nats://host:4222, comma-separated)")
@@ -87,6 +87,7 @@ func build(h *host.Host, cfg config) error {
 	// and nats_connection_status and nats_publish_total show it.
 	r, err := web.NewRouter(web.RouterOptions{
 		Logger: log, Registry: reg, Lifetime: lt,
+		ReadTimeout: cfg.HTTP.ReadTimeout, MaxInFlight: cfg.HTTP.MaxInFlight,
 		Checks: []web.Check{{Name: "nats", Probe: func(context.Context) error { return pub.Health() }, DegradeOnly: true}},
 	})
 	if err != nil {
@@ -95,6 +96,6 @@ func build(h *host.Host, cfg config) error {
 	}
 	h.Add("nats-publisher", pub)
 	ping.AddRoutes(r, ping.Options{MaxDelay: cfg.MaxDelay, Publisher: pub, Logger: log})
-	h.Add("http", host.NewHTTPServer(cfg.Addr, r, lt, log))
+	h.Add("http", host.NewHTTPServer(cfg.HTTP.Addr, r, lt, log))
 	return nil
 }

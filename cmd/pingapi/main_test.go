@@ -204,6 +204,10 @@ func TestInvalidConfigExitsTwoNamingTheKey(t *testing.T) {
 		{"nats.url malformed", nil, "NATS__URL=nats://[::1", "nats.url"},
 		{"nats.url empty", []string{"--nats.url="}, "", "nats.url"},
 		{"no ping interval", []string{"--nats.ping_interval=0s"}, "", "nats.ping_interval"},
+		{"port out of range", []string{"--http.addr=:99999"}, "", "http.addr"},
+		{"zero shutdown timeout", nil, "HOST__SHUTDOWN_TIMEOUT=0s", "host.shutdown_timeout"},
+		{"grace period too short", nil, "HOST__TERMINATION_GRACE_PERIOD=10s", "host.termination_grace_period"},
+		{"negative in-flight bound", []string{"--http.max_in_flight=-1"}, "", "http.max_in_flight"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

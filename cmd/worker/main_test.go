@@ -428,6 +428,8 @@ func TestInvalidConfigurationExits2(t *testing.T) {
 		{"nats.url malformed", []string{"--nats.url=nats://[::1"}, "nats.url"},
 		{"no ping interval", []string{"--nats.ping_interval=0s"}, "nats.ping_interval"},
 		{"ping max work", []string{"--jobs.ping.max_work=0s"}, "jobs.ping.max_work"},
+		{"port out of range", []string{"--http.addr=:99999"}, "http.addr"},
+		{"read timeout not a duration", []string{"--http.read_timeout=soon"}, "http.read_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
