@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"time"
 )
 
@@ -18,8 +19,20 @@ const (
 )
 
 // maxPartitions bounds the consumer count: every partition is one durable
-// consumer on the server and one lease read per balance cycle.
+// consumer on the server and one lease renewal per renew interval.
 const maxPartitions = 1024
+
+// instancePattern is what an instance name may look like: it is part of a
+// key in the lease bucket (member.<instance>), whose keys allow these
+// characters in dot-separated tokens. Kubernetes pod names qualify.
+var instancePattern = regexp.MustCompile(`^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*$`)
+
+// Margin returns the fencing margin for a lease TTL: a held lease is used
+// only until its last successful renewal's send time + ttl - Margin(ttl).
+// Peers judge it expired no earlier than ttl after they first saw that
+// renewal, so the margin is what is left for an acknowledgement to land
+// and for clock-rate differences between machines.
+func Margin(ttl time.Duration) time.Duration { return ttl / 10 }
 
 // Config is the processor's configuration. Each field names its config key;
 // start from DefaultConfig.
@@ -35,9 +48,10 @@ type Config struct {
 	// (changefeed.lease_ttl): the time a crashed replica's partitions wait
 	// before a peer takes them over.
 	LeaseTTL time.Duration
-	// RenewInterval is the period of the balance cycle that renews, reads and
-	// acquires leases (changefeed.renew_interval). It must be below LeaseTTL,
-	// with room for a renewal's round trip.
+	// RenewInterval is the period of lease renewal (changefeed.renew_interval).
+	// It must be below LeaseTTL - Margin(LeaseTTL), with room for a
+	// renewal's round trip; a balancing change waits RenewInterval/2 for the
+	// membership to settle.
 	RenewInterval time.Duration
 	// StartFrom is where a brand-new feed starts (changefeed.start_from):
 	// StartBeginning or StartNow. An existing consumer keeps its checkpoint.
@@ -82,8 +96,11 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Instance == "" {
+	switch {
+	case c.Instance == "":
 		bad("changefeed.instance is empty: set it to a name unique among the replicas")
+	case !instancePattern.MatchString(c.Instance):
+		bad("changefeed.instance = %q: use letters, digits, '-', '_', '=', '/' and single inner dots", c.Instance)
 	}
 	if c.Partitions < 1 || c.Partitions > maxPartitions {
 		bad("changefeed.partitions = %d: must be between 1 and %d", c.Partitions, maxPartitions)
@@ -91,8 +108,9 @@ func (c Config) Validate() error {
 	if c.LeaseTTL <= 0 {
 		bad("changefeed.lease_ttl = %s: must be positive", c.LeaseTTL)
 	}
-	if c.RenewInterval <= 0 || c.RenewInterval >= c.LeaseTTL {
-		bad("changefeed.renew_interval = %s: must be positive and less than changefeed.lease_ttl (%s)", c.RenewInterval, c.LeaseTTL)
+	if c.RenewInterval <= 0 || c.RenewInterval >= c.LeaseTTL-Margin(c.LeaseTTL) {
+		bad("changefeed.renew_interval = %s: must be positive and less than 0.9 × changefeed.lease_ttl (%s), the lease's usable time",
+			c.RenewInterval, c.LeaseTTL)
 	}
 	if c.StartFrom != StartBeginning && c.StartFrom != StartNow {
 		bad("changefeed.start_from = %q: must be %q or %q", c.StartFrom, StartBeginning, StartNow)

@@ -109,10 +109,10 @@ func keyOf(subject string) string {
 	return parts[len(parts)-1]
 }
 
-// provision creates or updates the stream, the lease bucket and one consumer
+// provisionFeed creates or updates the stream, the lease bucket and one consumer
 // per partition, and returns the consumers indexed by partition. Concurrent
 // replicas may run it at once: every step is idempotent.
-func provision(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, []jetstream.Consumer, error) {
+func provisionFeed(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, []jetstream.Consumer, error) {
 	stream, err := js.CreateOrUpdateStream(ctx, StreamConfig(cfg))
 	if err != nil {
 		return nil, nil, fmt.Errorf("create stream %s: %w", StreamName, err)
