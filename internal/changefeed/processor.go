@@ -44,9 +44,11 @@ type Processor struct {
 	stop      chan struct{} // closed by Stop: the balance loop ends
 	loopDone  chan struct{}
 	renewDone chan struct{}
-	// renewHold and balanceHold are held by each renewal round and each
-	// balancing step; tests hold them to pause one without the other.
+	// renewHold is held by each renewal round; balanceHold by each
+	// balancing step, which a test holds to stall balancing. renewPaused
+	// makes rounds skip their writes (a test hook).
 	renewHold, balanceHold sync.Mutex
+	renewPaused            atomic.Bool
 	// leaving is set by Stop under renewHold: no heartbeat after it.
 	leaving bool
 

@@ -31,12 +31,14 @@ func (pr *Processor) renewLoop(ctx context.Context) {
 		}
 		if now := pr.now(); now >= next {
 			next = now + pr.cfg.RenewInterval
-			pr.renewHold.Lock() // a test hook pauses renewals by holding it
-			err := pr.renewRound(ctx)
-			pr.renewHold.Unlock()
-			pr.mu.Lock()
-			pr.renewErr = err
-			pr.mu.Unlock()
+			if !pr.renewPaused.Load() {
+				pr.renewHold.Lock()
+				err := pr.renewRound(ctx)
+				pr.renewHold.Unlock()
+				pr.mu.Lock()
+				pr.renewErr = err
+				pr.mu.Unlock()
+			}
 		}
 		wake := pr.dropLapsed(next)
 		timer.Reset(max(wake-pr.now(), time.Millisecond))

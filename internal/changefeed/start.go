@@ -45,6 +45,9 @@ func (pr *Processor) provision(ctx context.Context, js jetstream.JetStream) (jet
 		pause := backoff/2 + rand.N(backoff/2+1)
 		pr.log.Warn("change feed provisioning failed; retrying", "attempt", attempt, "retry_in", pause.String(), "err", err)
 		sleep(ctx, pause)
+		if ctx.Err() != nil {
+			return nil, nil, errors.Join(err, ctx.Err())
+		}
 		backoff = min(2*backoff, provisionMaxBackoff)
 	}
 }
