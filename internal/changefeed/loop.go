@@ -132,8 +132,10 @@ func (pr *Processor) acquire(ctx context.Context, l Lease) error {
 	pr.held[p] = nl
 	n := len(pr.held)
 	pr.mu.Unlock()
-	pr.metrics.setOwned(n)
+	// Logged before the gauge moves, so that whoever sees the gauge finds
+	// the line.
 	pr.log.Info("change feed lease acquired", "partition", p, "from", l.Owner, "fencing_token", rev, "owned", n)
+	pr.metrics.setOwned(n)
 	return nil
 }
 

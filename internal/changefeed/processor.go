@@ -219,8 +219,8 @@ func (pr *Processor) releaseAll(ctx context.Context, held map[int]*lease) {
 		wg.Go(func() { pr.release(ctx, l, "stop") })
 	}
 	wg.Wait()
-	pr.metrics.setOwned(0)
 	pr.log.Info("change feed leases released", "instance", pr.cfg.Instance, "count", len(held))
+	pr.metrics.setOwned(0)
 }
 
 // Ready reports whether the processor is running, sees the lease bucket and

@@ -143,7 +143,7 @@ func (pr *Processor) lose(l *lease, reason string) {
 	n := len(pr.held)
 	pr.mu.Unlock()
 	l.w.abort()
+	pr.log.Info("change feed lease lost", "partition", l.partition, "reason", reason, "owned", n)
 	pr.metrics.dropPending(l.partition)
 	pr.metrics.setOwned(n)
-	pr.log.Info("change feed lease lost", "partition", l.partition, "reason", reason, "owned", n)
 }
