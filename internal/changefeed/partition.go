@@ -78,7 +78,6 @@ func (pr *Processor) startWorker(l *lease, prev <-chan struct{}) *worker {
 // waits up to FetchWait for the outstanding pull to end.
 func (pr *Processor) consume(fetchCtx, handleCtx context.Context, l *lease) {
 	p := l.partition
-	cons := pr.consumers[p]
 	for fetchCtx.Err() == nil {
 		if !pr.usableFor(l, pr.cfg.FetchWait) {
 			// Not renewed lately: wait for a renewal, or for the renewer
@@ -86,7 +85,11 @@ func (pr *Processor) consume(fetchCtx, handleCtx context.Context, l *lease) {
 			sleep(fetchCtx, pr.cfg.RenewInterval/4)
 			continue
 		}
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(pr.cfg.FetchWait))
+		cons, err := pr.feed.consumer(fetchCtx, p)
+		var batch jetstream.MessageBatch
+		if err == nil {
+			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(pr.cfg.FetchWait))
+		}
 		if err == nil {
 			for msg := range batch.Messages() {
 				received := pr.now()

@@ -36,7 +36,7 @@ type Processor struct {
 
 	// Set by Start, then read-only.
 	base      context.Context // of the partition workers: Start's values, not its cancellation
-	consumers []jetstream.Consumer
+	feed      *feed
 	table     *leaseTable
 	view      *view
 
@@ -117,11 +117,11 @@ func (pr *Processor) Start(ctx context.Context) error {
 	if js == nil {
 		return errors.New("change feed: no JetStream connection (is the engine started?)")
 	}
-	kv, consumers, err := pr.provision(ctx, js)
+	kv, f, err := pr.provision(ctx, js)
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)
 	}
-	pr.consumers = consumers
+	pr.feed = f
 	pr.table = &leaseTable{kv: kv, self: pr.cfg.Instance}
 	pr.view = newView(pr.cfg.LeaseTTL, pr.now, pr.log)
 	// Start's context may end with the start phase; the goroutines run
@@ -267,7 +267,11 @@ func (pr *Processor) lagLoop(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		for p := range pr.heldLeases() {
-			info, err := pr.consumers[p].Info(ctx)
+			cons, err := pr.feed.consumer(ctx, p)
+			if err != nil {
+				continue
+			}
+			info, err := cons.Info(ctx)
 			if err != nil {
 				pr.log.Debug("change feed lag unknown", "partition", p, "err", err)
 				continue

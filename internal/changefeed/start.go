@@ -24,14 +24,14 @@ const (
 // system temporarily unavailable") or nothing at all while a cluster elects
 // its leaders; those are retried with jittered exponential backoff, and
 // Ready reports the last of them meanwhile.
-func (pr *Processor) provision(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, []jetstream.Consumer, error) {
+func (pr *Processor) provision(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, *feed, error) {
 	backoff := provisionBackoff
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, provisionAttempt)
-		kv, consumers, err := provisionFeed(actx, js, pr.cfg)
+		kv, f, err := provisionFeed(actx, js, pr.cfg)
 		cancel()
 		if err == nil {
-			return kv, consumers, nil
+			return kv, f, nil
 		}
 		if ctx.Err() != nil {
 			return nil, nil, errors.Join(err, ctx.Err())
