@@ -22,6 +22,9 @@ const (
 // consumer on the server and one lease renewal per renew interval.
 const maxPartitions = 1024
 
+// maxBatch bounds the changes one owner holds per partition.
+const maxBatch = 4096
+
 // instancePattern is what an instance name may look like: it is part of a
 // key in the lease bucket (member.<instance>), whose keys allow these
 // characters in dot-separated tokens. Kubernetes pod names qualify.
@@ -62,6 +65,10 @@ type Config struct {
 	// RetryDelay is how long a change whose handler failed waits before it is
 	// redelivered (changefeed.retry_delay), and the pause after a failed fetch.
 	RetryDelay time.Duration
+	// Batch is how many changes of a partition one pull may fetch
+	// (changefeed.batch): the consumer's MaxAckPending. The owner handles a
+	// batch's changes one at a time, in order, acknowledging each.
+	Batch int
 	// FetchWait is how long one pull waits for a change
 	// (changefeed.fetch_wait). It bounds how long Stop and a lost lease wait
 	// for an outstanding pull to end.
@@ -86,6 +93,7 @@ func DefaultConfig() Config {
 		StartFrom:     StartBeginning,
 		AckWait:       30 * time.Second,
 		RetryDelay:    time.Second,
+		Batch:         64,
 		FetchWait:     time.Second,
 		MaxAge:        7 * 24 * time.Hour,
 		Replicas:      1,
@@ -120,6 +128,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryDelay < 0 {
 		bad("changefeed.retry_delay = %s: must not be negative", c.RetryDelay)
+	}
+	if c.Batch < 1 || c.Batch > maxBatch {
+		bad("changefeed.batch = %d: must be between 1 and %d", c.Batch, maxBatch)
 	}
 	if c.FetchWait <= 0 {
 		bad("changefeed.fetch_wait = %s: must be positive", c.FetchWait)

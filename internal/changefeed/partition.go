@@ -68,44 +68,84 @@ func (pr *Processor) startWorker(l *lease, prev <-chan struct{}) *worker {
 	return w
 }
 
-// consume fetches the partition's changes one at a time. A pull is only
-// sent while the lease is usable for longer than the pull may wait, so
-// that no pull of this instance outlives its lease on the server. Each
-// fetch is read to its end even after fetchCtx is done: a change the server
-// delivers to a pull that nobody reads stays un-acked, and with
-// MaxAckPending 1 it would block the partition for AckWait. Handing it back
-// (Nak) lets the next owner have it at once; the price is that stopping
-// waits up to FetchWait for the outstanding pull to end.
+// consume fetches the partition's changes in batches and handles them one
+// at a time, in order, until fetchCtx ends.
+//
+// The server hands out up to Batch changes of a partition at once, so order
+// across a change of owner rests on three rules:
+//
+//  1. a new owner resets the consumer to its ack floor before its first
+//     pull, and again whenever it gave up in the middle of a batch: what a
+//     previous owner held (crashed, paused or stopped mid-batch) is
+//     forgotten by the server and comes again, first and in order;
+//  2. an owner pulls only while its lease stays usable for longer than the
+//     pull may wait, so its pulls end on the server before anyone may take
+//     the lease; it hands a change to the handler and acknowledges it only
+//     before its deadline;
+//  3. each delivery carries the consumer's delivery sequence, which counts
+//     deliveries to anyone, from 1 after a reset. A gap means some other
+//     pull (say, one sent just as its sender froze) received changes in
+//     between: the owner handles nothing more of the batch and resets.
 func (pr *Processor) consume(fetchCtx, handleCtx context.Context, l *lease) {
 	p := l.partition
+	next := uint64(0) // delivery sequence expected next; 0: reset first
 	for fetchCtx.Err() == nil {
-		if !pr.usableFor(l, pr.cfg.FetchWait) {
+		if !pr.usableFor(l, pr.cfg.FetchWait+Margin(pr.cfg.LeaseTTL)) {
 			// Not renewed lately: wait for a renewal, or for the renewer
 			// to give the lease up, which ends fetchCtx.
 			sleep(fetchCtx, pr.cfg.RenewInterval/4)
 			continue
 		}
-		cons, err := pr.feed.consumer(fetchCtx, p)
-		var batch jetstream.MessageBatch
-		if err == nil {
-			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(pr.cfg.FetchWait))
-		}
-		if err == nil {
-			for msg := range batch.Messages() {
-				received := pr.now()
-				if fetchCtx.Err() != nil {
-					pr.giveBack(msg, received)
-					continue
-				}
-				pr.handle(handleCtx, l, msg, received)
-			}
-			err = batch.Error()
-		}
+		err := pr.fetchBatch(fetchCtx, handleCtx, l, &next)
 		if err != nil && fetchCtx.Err() == nil {
 			pr.log.Warn("change feed fetch failed", "partition", p, "err", err)
 			sleep(fetchCtx, pr.cfg.RetryDelay)
 		}
 	}
+}
+
+// fetchBatch resets the consumer if *next is 0, then pulls one batch and
+// handles it. On giving up mid-batch it sets *next to 0; the rest of the
+// batch is left unsettled, for the reset to deliver again.
+func (pr *Processor) fetchBatch(fetchCtx, handleCtx context.Context, l *lease, next *uint64) error {
+	p := l.partition
+	if *next == 0 {
+		if err := pr.feed.reset(fetchCtx, p); err != nil {
+			return err
+		}
+		*next = 1
+	}
+	cons, err := pr.feed.consumer(fetchCtx, p)
+	if err != nil {
+		return err
+	}
+	batch, err := cons.Fetch(pr.cfg.Batch, jetstream.FetchMaxWait(pr.cfg.FetchWait))
+	if err != nil {
+		return err
+	}
+	for msg := range batch.Messages() {
+		if *next == 0 || fetchCtx.Err() != nil {
+			*next = 0
+			continue // read to the end: the pull is over once its messages are
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			pr.log.Error("change feed message without metadata", "partition", p, "subject", msg.Subject(), "err", err)
+			*next = 0
+			continue
+		}
+		if got := meta.Sequence.Consumer; got != *next {
+			pr.log.Warn("change feed delivery out of sequence: another pull received changes; resetting",
+				"partition", p, "delivery", got, "want", *next)
+			*next = 0
+			continue
+		}
+		*next++
+		if !pr.handle(handleCtx, l, msg, meta) {
+			*next = 0
+		}
+	}
+	return batch.Error()
 }
 
 // usableFor reports whether l stays usable for d more.
@@ -114,67 +154,54 @@ func (pr *Processor) usableFor(l *lease, d time.Duration) bool {
 	return ok
 }
 
-// handle runs the handler on msg and settles it: Ack on success, Nak with
-// RetryDelay on failure, immediate Nak if the handler gave up because ctx
-// was cancelled, so that the partition's next owner gets it without delay.
-// The lease is checked right before the handler is called and again right
-// before the verdict is sent: a lease past its deadline (the renewals
-// stopped, or the whole process was paused) neither hands the change to
-// the handler nor acknowledges it.
-func (pr *Processor) handle(ctx context.Context, l *lease, msg jetstream.Msg, received time.Duration) {
+// handle runs the handler on msg until it succeeds, retrying in place
+// after RetryDelay (so a failing change holds up the rest of its
+// partition), then acknowledges it. The lease is checked right before each
+// call of the handler and right before the acknowledgement: a lease past
+// its deadline (renewals failing, or the whole process stopped) neither
+// hands the change to the handler nor acknowledges it. handle reports
+// false if it gave up (lease lost or past its deadline, handler cancelled,
+// acknowledgement not sent): the change stays unsettled for the next reset.
+func (pr *Processor) handle(ctx context.Context, l *lease, msg jetstream.Msg, meta *jetstream.MsgMetadata) bool {
 	p := l.partition
-	meta, err := msg.Metadata()
-	if err != nil {
-		pr.log.Error("change feed message without metadata", "partition", p, "subject", msg.Subject(), "err", err)
-		return
-	}
-	token, ok := l.fence(pr.now())
-	if !ok {
-		pr.fenced(l, msg, meta.Sequence.Stream, received, "before handling")
-		return
-	}
-	c := Change{Key: keyOf(msg.Subject()), Partition: p, Data: msg.Data(), Seq: meta.Sequence.Stream, FencingToken: token}
-	err = pr.call(ctx, c)
-	if _, ok := l.fence(pr.now()); !ok {
-		pr.fenced(l, msg, c.Seq, received, "after handling")
-		return
-	}
-	switch {
-	case err == nil:
-		pr.metrics.countProcessed(p, resultOK)
-		pr.metrics.setPending(p, meta.NumPending)
-		err = msg.Ack()
-	case ctx.Err() != nil:
-		pr.metrics.countProcessed(p, resultRequeued)
-		err = msg.Nak()
-	default:
+	c := Change{Key: keyOf(msg.Subject()), Partition: p, Data: msg.Data(), Seq: meta.Sequence.Stream}
+	for attempt := 1; ; attempt++ {
+		token, ok := l.fence(pr.now())
+		if !ok {
+			return pr.fenced(l, c, "before handling")
+		}
+		c.FencingToken = token
+		err := pr.call(ctx, c)
+		if _, ok := l.fence(pr.now()); !ok {
+			return pr.fenced(l, c, "after handling")
+		}
+		switch {
+		case err == nil:
+			pr.metrics.countProcessed(p, resultOK)
+			if err := msg.Ack(); err != nil {
+				pr.log.Warn("change feed ack failed", "partition", p, "seq", c.Seq, "err", err)
+				return false
+			}
+			return true
+		case ctx.Err() != nil:
+			pr.metrics.countProcessed(p, resultRequeued)
+			return false
+		}
 		pr.metrics.countProcessed(p, resultRetry)
 		pr.log.Warn("change handler failed; retrying", "partition", p, "key", c.Key, "seq", c.Seq,
-			"delivery", meta.NumDelivered, "retry_in", pr.cfg.RetryDelay, "err", err)
-		err = msg.NakWithDelay(pr.cfg.RetryDelay)
-	}
-	if err != nil {
-		// The change stays un-acked: the server redelivers it after AckWait.
-		pr.log.Warn("change feed ack failed", "partition", p, "seq", c.Seq, "err", err)
+			"attempt", attempt, "retry_in", pr.cfg.RetryDelay, "err", err)
+		_ = msg.InProgress() // within the deadline: keeps the server from redelivering it meanwhile
+		sleep(ctx, pr.cfg.RetryDelay)
 	}
 }
 
-// fenced drops a change this instance may no longer handle or acknowledge.
-func (pr *Processor) fenced(l *lease, msg jetstream.Msg, seq uint64, received time.Duration, when string) {
+// fenced gives up a change this instance may no longer handle or
+// acknowledge; it returns false for handle.
+func (pr *Processor) fenced(l *lease, c Change, when string) bool {
 	pr.metrics.countProcessed(l.partition, resultRequeued)
 	pr.log.Warn("change feed lease past its deadline; change left to the next owner",
-		"partition", l.partition, "seq", seq, "when", when)
-	pr.giveBack(msg, received)
-}
-
-// giveBack hands a change back with Nak, so that the partition's next owner
-// gets it at once, but only while this delivery is certainly the pending one:
-// after AckWait the server may have delivered it again to someone else,
-// whose delivery a Nak must not disturb. Otherwise AckWait redelivers it.
-func (pr *Processor) giveBack(msg jetstream.Msg, received time.Duration) {
-	if pr.now()-received < pr.cfg.AckWait-Margin(pr.cfg.AckWait) {
-		_ = msg.Nak() // best effort: if lost, AckWait redelivers it
-	}
+		"partition", l.partition, "key", c.Key, "seq", c.Seq, "when", when)
+	return false
 }
 
 // call runs the handler, turning a panic into an error so that one bad

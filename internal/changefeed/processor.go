@@ -259,9 +259,9 @@ func (pr *Processor) heldLeases() map[int]*lease {
 	return maps.Clone(pr.held)
 }
 
-// lagLoop exports the consumer's pending count of each owned partition
+// lagLoop exports the changes not yet acknowledged of each owned partition
 // every RenewInterval, on a goroutine of its own so that these requests
-// never delay a renewal. Handled changes update it in between.
+// never delay a renewal.
 func (pr *Processor) lagLoop(ctx context.Context) {
 	tick := time.NewTicker(pr.cfg.RenewInterval)
 	defer tick.Stop()
@@ -276,7 +276,8 @@ func (pr *Processor) lagLoop(ctx context.Context) {
 				pr.log.Debug("change feed lag unknown", "partition", p, "err", err)
 				continue
 			}
-			pr.metrics.setPending(p, info.NumPending)
+			// Delivered in a batch is not yet handled: both count.
+			pr.metrics.setPending(p, info.NumPending+uint64(info.NumAckPending))
 		}
 		select {
 		case <-ctx.Done():

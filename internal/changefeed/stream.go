@@ -77,9 +77,11 @@ func leaseBucketConfig(cfg Config) jetstream.KeyValueConfig {
 	}
 }
 
-// consumerConfig is partition p's durable consumer. MaxAckPending 1 makes
-// the server hand out the partition's changes one at a time, in order,
-// whoever fetches them; its ack floor is the partition's checkpoint.
+// consumerConfig is partition p's durable consumer: its ack floor is the
+// partition's checkpoint. MaxAckPending = Batch lets one pull fetch a batch
+// of the partition's changes, in order; only the lease's owner pulls, and
+// it resets the consumer to its ack floor when it acquires the lease (see
+// consume), so changes a previous owner held come again, first and in order.
 func consumerConfig(cfg Config, p int) jetstream.ConsumerConfig {
 	deliver := jetstream.DeliverAllPolicy
 	if cfg.StartFrom == StartNow {
@@ -93,7 +95,7 @@ func consumerConfig(cfg Config, p int) jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1, // a failing change is retried until it succeeds: skipping it would break the order
-		MaxAckPending: 1,
+		MaxAckPending: cfg.Batch,
 	}
 }
 
@@ -153,6 +155,15 @@ type feed struct {
 	stream    jetstream.Stream
 	mu        sync.Mutex
 	consumers []jetstream.Consumer
+}
+
+// reset makes partition p's consumer forget every delivery not yet
+// acknowledged: the next pull starts at the ack floor.
+func (f *feed) reset(ctx context.Context, p int) error {
+	if _, err := f.stream.ResetConsumer(ctx, consumerName(p)); err != nil {
+		return fmt.Errorf("reset consumer %s to its ack floor: %w", consumerName(p), err)
+	}
+	return nil
 }
 
 // consumer returns partition p's consumer, looking it up the first time.
