@@ -86,6 +86,8 @@ func (cfg *config) declareChangeFeed(c *host.Config) {
 		"how long a change may be handled before it is delivered again")
 	c.Duration(&cfg.ChangeFeed.RetryDelay, "changefeed.retry_delay", f.RetryDelay,
 		"delay before a failed change is retried")
+	c.Int(&cfg.ChangeFeed.Batch, "changefeed.batch", f.Batch,
+		"changes of a partition fetched at once; handled one at a time, in order")
 	c.Duration(&cfg.ChangeFeed.FetchWait, "changefeed.fetch_wait", f.FetchWait,
 		"how long one pull waits for a change")
 	c.Duration(&cfg.ChangeFeed.MaxAge, "changefeed.max_age", f.MaxAge,

@@ -7,9 +7,16 @@
 // CHANGES. The stream's subject transform hashes the key into one of
 // Config.Partitions partitions, storing the change as changes.<p>.k, so all
 // changes of a key share a partition. Each partition has a durable consumer
-// that hands out one change at a time (MaxAckPending 1); its ack floor is
-// the partition's checkpoint, kept by the server, so a partition resumes
-// where it stopped whichever replica picks it up.
+// whose ack floor is the partition's checkpoint, kept by the server, so a
+// partition resumes where it stopped whichever replica picks it up. The
+// owner pulls up to Config.Batch changes at once (MaxAckPending is twice
+// that, so the next pull is served while the last batch's acknowledgements
+// are in flight) and hands them to the handler one at a time, in order,
+// acknowledging each; a failing change is retried in place, holding up the
+// rest of its partition. A new owner first resets the consumer to its ack
+// floor, so whatever a previous owner held comes again, first and in
+// order; a gap in the delivery sequence (another pull received changes)
+// makes it drop the batch and reset again (see consume).
 //
 // # Leases
 //

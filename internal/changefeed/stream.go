@@ -78,10 +78,12 @@ func leaseBucketConfig(cfg Config) jetstream.KeyValueConfig {
 }
 
 // consumerConfig is partition p's durable consumer: its ack floor is the
-// partition's checkpoint. MaxAckPending = Batch lets one pull fetch a batch
-// of the partition's changes, in order; only the lease's owner pulls, and
-// it resets the consumer to its ack floor when it acquires the lease (see
-// consume), so changes a previous owner held come again, first and in order.
+// partition's checkpoint. MaxAckPending = 2 × Batch lets one pull fetch a
+// batch of the partition's changes while the previous batch's
+// acknowledgements are on their way; only the lease's owner pulls, one pull
+// at a time, and it resets the consumer to its ack floor when it acquires
+// the lease (see consume), so changes a previous owner held come again,
+// first and in order.
 func consumerConfig(cfg Config, p int) jetstream.ConsumerConfig {
 	deliver := jetstream.DeliverAllPolicy
 	if cfg.StartFrom == StartNow {
@@ -95,7 +97,7 @@ func consumerConfig(cfg Config, p int) jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1, // a failing change is retried until it succeeds: skipping it would break the order
-		MaxAckPending: cfg.Batch,
+		MaxAckPending: 2 * cfg.Batch,
 	}
 }
 
