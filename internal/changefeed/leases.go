@@ -85,6 +85,17 @@ func (t *leaseTable) renew(ctx context.Context, p int, rev uint64) (uint64, erro
 	return t.kv.Update(ctx, leaseKey(p), []byte(t.self), rev)
 }
 
+// appliedRenewal reads lease p after a renewal naming rev failed: if the
+// lease is still in this instance's name at a later revision, an earlier
+// renewal whose answer was lost was applied, and its revision is returned.
+func (t *leaseTable) appliedRenewal(ctx context.Context, p int, rev uint64) (uint64, bool, error) {
+	e, err := t.kv.Get(ctx, leaseKey(p))
+	if err != nil {
+		return 0, false, err
+	}
+	return e.Revision(), string(e.Value()) == t.self && e.Revision() > rev, nil
+}
+
 // release deletes a held lease unless it was taken over meanwhile.
 func (t *leaseTable) release(ctx context.Context, p int, rev uint64) error {
 	err := t.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
@@ -119,9 +130,12 @@ type lease struct {
 	// lease must not be used unless a renewal moves it.
 	deadline atomic.Int64
 
-	mu   sync.Mutex // serialises the lease's writes
-	rev  uint64     // the revision last written, named by the next write
-	gone bool       // lost or released: no more writes
+	mu  sync.Mutex // serialises the lease's writes
+	rev uint64     // the revision last written, named by the next write
+	// unconfirmed is when the first renewal since the last answered one
+	// was sent (monotonic); 0 when every renewal was answered.
+	unconfirmed time.Duration
+	gone        bool // lost or released: no more writes
 }
 
 // fence reports the fencing token and whether the lease may be used at

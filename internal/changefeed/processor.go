@@ -137,6 +137,7 @@ func (pr *Processor) Start(ctx context.Context) error {
 	pr.mu.Unlock()
 	go pr.view.run(viewCtx, kv, pr.cfg.RetryDelay)
 	go pr.renewLoop(renewCtx)
+	go pr.lapseLoop(renewCtx)
 	go pr.balanceLoop(loopCtx)
 	if pr.metrics != nil {
 		go pr.lagLoop(loopCtx)

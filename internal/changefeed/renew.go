@@ -15,55 +15,59 @@ import (
 const renewConcurrency = 32
 
 // renewLoop renews the held leases and the heartbeat every RenewInterval
-// until ctx ends, and gives each held lease up the moment its deadline
-// passes unrenewed. It runs on a goroutine of its own and does nothing
-// else, so renewals never wait behind balancing, watching or lag reports.
+// until ctx ends. It runs on a goroutine of its own and does nothing else,
+// so renewals never wait behind balancing, watching or lag reports.
 func (pr *Processor) renewLoop(ctx context.Context) {
 	defer close(pr.renewDone)
+	tick := time.NewTicker(pr.cfg.RenewInterval)
+	defer tick.Stop()
+	for {
+		if !pr.renewPaused.Load() {
+			pr.renewHold.Lock()
+			err := pr.renewRound(ctx)
+			pr.renewHold.Unlock()
+			pr.mu.Lock()
+			pr.renewErr = err
+			pr.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// lapseLoop gives each held lease up the moment its deadline passes
+// unrenewed (from then on a peer may judge it expired), whatever the
+// renewer is waiting for.
+func (pr *Processor) lapseLoop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	next := pr.now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		}
-		if now := pr.now(); now >= next {
-			next = now + pr.cfg.RenewInterval
-			if !pr.renewPaused.Load() {
-				pr.renewHold.Lock()
-				err := pr.renewRound(ctx)
-				pr.renewHold.Unlock()
-				pr.mu.Lock()
-				pr.renewErr = err
-				pr.mu.Unlock()
+		now := pr.now()
+		next := now + pr.cfg.RenewInterval
+		for _, l := range pr.heldLeases() {
+			d := time.Duration(l.deadline.Load())
+			if d <= now {
+				pr.lose(l, "not renewed within the lease TTL")
+				continue
 			}
+			next = min(next, d)
 		}
-		wake := pr.dropLapsed(next)
-		timer.Reset(max(wake-pr.now(), time.Millisecond))
+		timer.Reset(max(next-pr.now(), time.Millisecond))
 	}
 }
 
-// dropLapsed loses the held leases whose deadline has passed (from then on
-// a peer may judge them expired) and returns the earlier of next and the
-// earliest deadline still ahead.
-func (pr *Processor) dropLapsed(next time.Duration) time.Duration {
-	now := pr.now()
-	for _, l := range pr.heldLeases() {
-		d := time.Duration(l.deadline.Load())
-		if d <= now {
-			pr.lose(l, "not renewed within the lease TTL")
-			continue
-		}
-		next = min(next, d)
-	}
-	return next
-}
-
-// renewRound writes the heartbeat and renews every held lease, each request
-// bounded by RenewInterval so that an unreachable server does not hold up
-// the next round.
+// renewRound writes the heartbeat and renews every held lease. A round
+// gives its requests one RenewInterval, so that the next round can try
+// again well before the deadline; a request given up may still have been
+// applied, which the next round finds out (see renewOne).
 func (pr *Processor) renewRound(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, pr.cfg.RenewInterval)
 	defer cancel()
@@ -94,28 +98,43 @@ func (pr *Processor) renewRound(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// renewOne renews l. A lease found taken over is lost at once; one that
-// could not be renewed is lost once its deadline has passed, since from then
-// on a peer may judge it expired.
+// renewOne renews l. A lease found taken over is lost at once.
+//
+// A renewal whose answer was lost (a timeout, a dropped connection) may
+// have been applied: the next one then names a stale revision and fails.
+// So a mismatch is checked against the bucket: a lease still in this
+// instance's name at a later revision was renewed by that unanswered
+// request, which was sent no earlier than unconfirmed, the first renewal
+// sent since the last answered one.
 func (pr *Processor) renewOne(ctx context.Context, l *lease) error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.gone {
-		l.mu.Unlock()
 		return nil
 	}
 	sent := pr.now()
-	rev, err := pr.table.renew(ctx, l.partition, l.rev)
-	if err == nil {
-		l.rev = rev
-		l.extend(sent, pr.usable())
+	if l.unconfirmed == 0 {
+		l.unconfirmed = sent
 	}
-	l.mu.Unlock()
+	rev, err := pr.table.renew(ctx, l.partition, l.rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		var mine bool
+		if rev, mine, err = pr.table.appliedRenewal(ctx, l.partition, l.rev); err == nil && mine {
+			sent = l.unconfirmed
+		} else if err == nil {
+			err = jetstream.ErrKeyRevisionMismatch
+		}
+	}
 	switch {
 	case err == nil:
+		l.rev, l.unconfirmed = rev, 0
+		l.extend(sent, pr.usable())
 		return nil
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound),
 		errors.Is(err, jetstream.ErrKeyDeleted):
+		l.mu.Unlock()
 		pr.lose(l, "taken over")
+		l.mu.Lock()
 		return nil
 	}
 	return fmt.Errorf("renew lease %d: %w", l.partition, err)

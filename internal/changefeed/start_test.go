@@ -111,3 +111,56 @@ func TestStartGivesUpWhenItsContextEnds(t *testing.T) {
 		t.Fatalf("Start = %v, want no responders and the context's deadline", err)
 	}
 }
+
+// TestRenewalWhoseAnswerIsLostKeepsTheLease: the server applies a renewal
+// but its answer never arrives (as when a connection drops or the request
+// times out just after the server wrote it). The next renewal names a
+// revision that is no longer the latest; the processor must find that the
+// lease is still its own and keep it, not give it up as taken over.
+func TestRenewalWhoseAnswerIsLostKeepsTheLease(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	nc, _ := connect(t, s)
+	var dropped atomic.Int64
+	lease0 := "$KV." + changefeed.LeaseBucket + ".0"
+	sub, err := nc.Subscribe(apiPrefix+".>", func(m *nats.Msg) {
+		subject := strings.TrimPrefix(m.Subject, apiPrefix+".")
+		reply := m.Reply
+		if subject == lease0 && m.Header.Get("Nats-Expected-Last-Subject-Sequence") != "" && dropped.Load() < 0 {
+			reply = "" // applied, unanswered
+			dropped.Add(1)
+		}
+		if !strings.HasPrefix(subject, "$KV.") {
+			subject = "$JS.API." + subject
+		}
+		_ = nc.PublishMsg(&nats.Msg{Subject: subject, Reply: reply, Header: m.Header, Data: m.Data})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	pnc, _ := connect(t, s)
+	pjs, err := jetstream.NewWithAPIPrefix(pnc, apiPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := changefeed.New(testConfig("a"), func() jetstream.JetStream { return pjs }, ignore, nil, testLog(t, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(context.Background())
+	eventually(t, 5*time.Second, "owns all", func() bool { return len(p.Owned()) == 16 })
+
+	dropped.Store(-1) // drop the answer to the next renewal of lease 0
+	eventually(t, 5*time.Second, "a renewal answer dropped", func() bool { return dropped.Load() == 0 })
+	deadline := time.Now().Add(3 * testTTL)
+	for time.Now().Before(deadline) {
+		if got := p.Owned(); len(got) != 16 {
+			t.Fatalf("owns %v after a renewal's answer was lost, want all 16 kept", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
