@@ -35,10 +35,10 @@ type Processor struct {
 	skew  atomic.Int64
 
 	// Set by Start, then read-only.
-	base      context.Context // of the partition workers: Start's values, not its cancellation
-	feed      *feed
-	table     *leaseTable
-	view      *view
+	base  context.Context // of the partition workers: Start's values, not its cancellation
+	feed  *feed
+	table *leaseTable
+	view  *view
 
 	workers   sync.WaitGroup
 	stop      chan struct{} // closed by Stop: the balance loop ends
