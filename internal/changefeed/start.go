@@ -26,6 +26,7 @@ const (
 // Ready reports the last of them meanwhile.
 func (pr *Processor) provision(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, *feed, error) {
 	backoff := provisionBackoff
+	var last error // the last transient error, reported if ctx ends mid-attempt
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, provisionAttempt)
 		kv, f, err := provisionFeed(actx, js, pr.cfg)
@@ -34,11 +35,12 @@ func (pr *Processor) provision(ctx context.Context, js jetstream.JetStream) (jet
 			return kv, f, nil
 		}
 		if ctx.Err() != nil {
-			return nil, nil, errors.Join(err, ctx.Err())
+			return nil, nil, errors.Join(last, err, ctx.Err())
 		}
 		if !transient(err) {
 			return nil, nil, err
 		}
+		last = err
 		pr.mu.Lock()
 		pr.startErr = err
 		pr.mu.Unlock()
@@ -46,7 +48,7 @@ func (pr *Processor) provision(ctx context.Context, js jetstream.JetStream) (jet
 		pr.log.Warn("change feed provisioning failed; retrying", "attempt", attempt, "retry_in", pause.String(), "err", err)
 		sleep(ctx, pause)
 		if ctx.Err() != nil {
-			return nil, nil, errors.Join(err, ctx.Err())
+			return nil, nil, errors.Join(last, ctx.Err())
 		}
 		backoff = min(2*backoff, provisionMaxBackoff)
 	}
