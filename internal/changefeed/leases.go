@@ -90,17 +90,30 @@ func (t *leaseTable) renew(ctx context.Context, p int, rev uint64) (uint64, erro
 // renewal whose answer was lost was applied, and its revision is returned.
 func (t *leaseTable) appliedRenewal(ctx context.Context, p int, rev uint64) (uint64, bool, error) {
 	e, err := t.kv.Get(ctx, leaseKey(p))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, false, nil
+	}
 	if err != nil {
 		return 0, false, err
 	}
 	return e.Revision(), string(e.Value()) == t.self && e.Revision() > rev, nil
 }
 
-// release deletes a held lease unless it was taken over meanwhile.
+// release deletes a held lease unless it was taken over meanwhile. A
+// renewal applied but unanswered (cut off by Stop, say) has moved the
+// revision on: the lease is then deleted at that revision.
 func (t *leaseTable) release(ctx context.Context, p int, rev uint64) error {
 	err := t.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
+	if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return err
+	}
+	latest, mine, err := t.appliedRenewal(ctx, p, rev)
+	if err != nil || !mine {
+		return err // someone else's now: nothing to release
+	}
+	err = t.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(latest))
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return nil // someone else's now: nothing to release
+		return nil
 	}
 	return err
 }

@@ -65,11 +65,12 @@ func (pr *Processor) lapseLoop(ctx context.Context) {
 }
 
 // renewRound writes the heartbeat and renews every held lease. A round
-// gives its requests one RenewInterval, so that the next round can try
-// again well before the deadline; a request given up may still have been
+// gives its requests half the lease's usable time (at least a
+// RenewInterval), so that a slow answer still counts and a later round can
+// try again before the deadline; a request given up may still have been
 // applied, which the next round finds out (see renewOne).
 func (pr *Processor) renewRound(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, pr.cfg.RenewInterval)
+	ctx, cancel := context.WithTimeout(ctx, max(pr.cfg.RenewInterval, pr.usable()/2))
 	defer cancel()
 	var errs []error
 	if !pr.leaving {
