@@ -44,6 +44,7 @@ type Processor struct {
 	stop      chan struct{} // closed by Stop: the balance loop ends
 	loopDone  chan struct{}
 	renewDone chan struct{}
+	lagDone   chan struct{}
 	// renewHold is held by each renewal round; balanceHold by each
 	// balancing step, which a test holds to stall balancing. renewPaused
 	// makes rounds skip their writes (a test hook).
@@ -139,9 +140,13 @@ func (pr *Processor) Start(ctx context.Context) error {
 	go pr.renewLoop(renewCtx)
 	go pr.lapseLoop(renewCtx)
 	go pr.balanceLoop(loopCtx)
-	if pr.metrics != nil {
-		go pr.lagLoop(loopCtx)
-	}
+	pr.lagDone = make(chan struct{})
+	go func() {
+		defer close(pr.lagDone)
+		if pr.metrics != nil {
+			pr.lagLoop(loopCtx)
+		}
+	}()
 
 	pr.log.Info("change feed started", "instance", pr.cfg.Instance, "partitions", pr.cfg.Partitions,
 		"lease_ttl", pr.cfg.LeaseTTL.String(), "renew_interval", pr.cfg.RenewInterval.String(),
@@ -176,6 +181,7 @@ func (pr *Processor) Stop(ctx context.Context) error {
 		<-pr.loopDone
 	}
 	pr.cancelLoop()
+	<-pr.lagDone // no lag reported for a partition after its release
 	var errs []error
 	// Leaving first lets the peers count without this instance while it
 	// drains, so they take its leases the moment they are released.
