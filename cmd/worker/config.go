@@ -86,15 +86,17 @@ func (cfg *config) declareChangeFeed(c *host.Config) {
 	c.Int(&cfg.ChangeFeed.Partitions, "changefeed.partitions", f.Partitions,
 		"partitions the change feed is split into")
 	c.Duration(&cfg.ChangeFeed.LeaseTTL, "changefeed.lease_ttl", f.LeaseTTL,
-		"how long a lease lasts without renewal: a dead replica's partitions move within TTL plus up to two renew intervals")
+		"how long a lease lasts without renewal: a dead replica's partitions move within TTL plus half a renew interval; a replica stops handling a partition 0.9 × TTL after its last renewal was sent")
 	c.Duration(&cfg.ChangeFeed.RenewInterval, "changefeed.renew_interval", f.RenewInterval,
-		"period of lease renewal and balancing; below changefeed.lease_ttl")
+		"period of lease renewal; below 0.9 × changefeed.lease_ttl; balancing acts on a membership change once it has been stable for half of it")
 	c.Choice(&cfg.ChangeFeed.StartFrom, "changefeed.start_from", f.StartFrom,
 		[]string{changefeed.StartBeginning, changefeed.StartNow}, "where a brand-new feed starts")
 	c.Duration(&cfg.ChangeFeed.AckWait, "changefeed.ack_wait", f.AckWait,
 		"how long a change may be handled before it is delivered again")
 	c.Duration(&cfg.ChangeFeed.RetryDelay, "changefeed.retry_delay", f.RetryDelay,
 		"delay before a failed change is retried")
+	c.Int(&cfg.ChangeFeed.Batch, "changefeed.batch", f.Batch,
+		"changes of a partition fetched at once; handled one at a time, in order")
 	c.Duration(&cfg.ChangeFeed.FetchWait, "changefeed.fetch_wait", f.FetchWait,
 		"how long one pull waits for a change")
 	c.Duration(&cfg.ChangeFeed.MaxAge, "changefeed.max_age", f.MaxAge,
