@@ -21,7 +21,10 @@ ARG REVISION=unknown
 # Where the source lives; the Makefile derives it from the module path.
 ARG SOURCE=https://github.com/hostkit/hostkit
 ARG PORT=8080
-ARG GO_VERSION=1.26.8
+# Base images by tag and digest: the tag says what it is, the digest makes
+# the build reproducible (Dependabot, .github/dependabot.yml, bumps both).
+ARG GO_IMAGE=golang:1.26.8-bookworm@sha256:a688600ca24f8a4d3ca77f95b0dd40704a9fc787c826660eb7ba0b641b8b175d
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot@sha256:b7bb25d9f7c31d2bdd1982feb4dafcaf137703c7075dbe2febb41c24212b946f
 
 # "local" comes first because the classic builder runs every stage above the
 # requested target; first, it never touches the golang or distroless images.
@@ -50,7 +53,7 @@ EXPOSE ${PORT}
 # Exec form: the binary is PID 1 and receives SIGTERM itself.
 ENTRYPOINT ["/app"]
 
-FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
 WORKDIR /src
 # Modules first, so editing code does not invalidate the download layer.
 COPY go.mod go.sum ./
@@ -67,7 +70,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/app ./cmd/${APP}
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 ARG APP
 ARG VERSION
 ARG REVISION
