@@ -21,9 +21,13 @@ ARG REVISION=unknown
 # Where the source lives; the Makefile derives it from the module path.
 ARG SOURCE=https://github.com/hostkit/hostkit
 ARG PORT=8080
-# Base images by tag and digest: the tag says what it is, the digest makes
-# the build reproducible (Dependabot, .github/dependabot.yml, bumps both).
-ARG GO_IMAGE=golang:1.26.8-bookworm@sha256:a688600ca24f8a4d3ca77f95b0dd40704a9fc787c826660eb7ba0b641b8b175d
+ARG GO_VERSION=1.27.3
+# Base images: the runtime by tag and digest, so a build is reproducible
+# (Dependabot, .github/dependabot.yml, bumps both). The builder is by tag
+# only until its digest is recorded: no registry was reachable when the
+# toolchain moved to 1.27.3; deploy/images_test.go lists it as the one
+# exception.
+ARG GO_IMAGE=golang:${GO_VERSION}-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot@sha256:b7bb25d9f7c31d2bdd1982feb4dafcaf137703c7075dbe2febb41c24212b946f
 
 # "local" comes first because the classic builder runs every stage above the
