@@ -144,4 +144,3 @@ func TestDependabotCoversEveryPin(t *testing.T) {
 		t.Errorf("dependabot version %d updates %v, want version 2 and %v", cfg.Version, got, want)
 	}
 }
-

@@ -165,4 +165,3 @@ func stripComments(s string) string {
 	}
 	return strings.Join(out, "\n")
 }
-

@@ -265,7 +265,6 @@ func startWithManifestEnv(t *testing.T, objs *objects, app string, overrides map
 	return start(t, hostBinary(t, app), env)
 }
 
-
 // waitUntil polls cond every 50ms until it holds or ctx ends.
 func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()

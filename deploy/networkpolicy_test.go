@@ -119,7 +119,7 @@ func TestNetworkPoliciesAllowExactlyTheIntendedFlows(t *testing.T) {
 	envoy := func(gateway string) peer {
 		return pod("envoy-gateway-system", map[string]string{
 			"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
-			"app.kubernetes.io/managed-by":                 "envoy-gateway",
+			"app.kubernetes.io/managed-by":                   "envoy-gateway",
 			"gateway.envoyproxy.io/owning-gateway-name":      gateway,
 			"gateway.envoyproxy.io/owning-gateway-namespace": "hostkit",
 		})

@@ -169,19 +169,19 @@ func (o *objects) add(apiVersion, kind, name string, data []byte) error {
 	var hpa autoscalingv2.HorizontalPodAutoscaler
 	var so kedav1alpha1.ScaledObject
 	targets := map[string]target{
-		"Namespace":           {"v1", strict(&ns, func() { o.namespaces[name] = &ns })},
-		"Deployment":          {"apps/v1", strict(&dep, func() { o.deployments[name] = &dep })},
-		"StatefulSet":         {"apps/v1", strict(&sts, func() { o.statefulSets[name] = &sts })},
-		"Service":             {"v1", strict(&svc, func() { o.services[name] = &svc })},
-		"ConfigMap":           {"v1", strict(&cm, func() { o.configMaps[name] = &cm })},
-		"PodDisruptionBudget": {"policy/v1", strict(&pdb, func() { o.pdbs[name] = &pdb })},
-		"Ingress":             {"networking.k8s.io/v1", strict(&ing, func() { o.ingresses[name] = &ing })},
-		"Secret":              {"v1", strict(&sec, func() { o.secrets[name] = &sec })},
-		"NetworkPolicy":       {"networking.k8s.io/v1", strict(&np, func() { o.netpols[name] = &np })},
-		"Gateway":             {"gateway.networking.k8s.io/v1", strict(&gw, func() { o.gateways[name] = &gw })},
-		"HTTPRoute":           {"gateway.networking.k8s.io/v1", strict(&route, func() { o.httpRoutes[name] = &route })},
+		"Namespace":               {"v1", strict(&ns, func() { o.namespaces[name] = &ns })},
+		"Deployment":              {"apps/v1", strict(&dep, func() { o.deployments[name] = &dep })},
+		"StatefulSet":             {"apps/v1", strict(&sts, func() { o.statefulSets[name] = &sts })},
+		"Service":                 {"v1", strict(&svc, func() { o.services[name] = &svc })},
+		"ConfigMap":               {"v1", strict(&cm, func() { o.configMaps[name] = &cm })},
+		"PodDisruptionBudget":     {"policy/v1", strict(&pdb, func() { o.pdbs[name] = &pdb })},
+		"Ingress":                 {"networking.k8s.io/v1", strict(&ing, func() { o.ingresses[name] = &ing })},
+		"Secret":                  {"v1", strict(&sec, func() { o.secrets[name] = &sec })},
+		"NetworkPolicy":           {"networking.k8s.io/v1", strict(&np, func() { o.netpols[name] = &np })},
+		"Gateway":                 {"gateway.networking.k8s.io/v1", strict(&gw, func() { o.gateways[name] = &gw })},
+		"HTTPRoute":               {"gateway.networking.k8s.io/v1", strict(&route, func() { o.httpRoutes[name] = &route })},
 		"HorizontalPodAutoscaler": {"autoscaling/v2", strict(&hpa, func() { o.hpas[name] = &hpa })},
-		"ScaledObject":        {"keda.sh/v1alpha1", strict(&so, func() { o.scaledObjs[name] = &so })},
+		"ScaledObject":            {"keda.sh/v1alpha1", strict(&so, func() { o.scaledObjs[name] = &so })},
 	}
 	t, ok := targets[kind]
 	if !ok {
