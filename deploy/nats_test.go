@@ -67,6 +67,11 @@ func TestNATSClusterConfigMatchesTheStatefulSet(t *testing.T) {
 	var routes []string
 	for _, u := range opts.Routes {
 		routes = append(routes, u.Host)
+		// Each route presents the credentials the cluster port requires.
+		pw, _ := u.User.Password()
+		if opts.Cluster.Username == "" || u.User.Username() != opts.Cluster.Username || pw != opts.Cluster.Password {
+			t.Errorf("route %s authenticates as %q, want the cluster authorization user %q and its password", u.Host, u.User.Username(), opts.Cluster.Username)
+		}
 	}
 	var want []string
 	for i := range int(*sts.Spec.Replicas) {
