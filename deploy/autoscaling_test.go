@@ -25,7 +25,11 @@ func TestAutoscalingOverlayScalesOnBacklogWithinThePartitions(t *testing.T) {
 		t.Errorf("scaleTargetRef = %+v, want Deployment worker", ref)
 	}
 	worker := container(t, &objs.deployment(t, "worker").Spec.Template.Spec, "worker")
-	partitions, _ := envValue(worker, "CHANGEFEED__PARTITIONS")
+	// The partition count: the manifest's, else the binary's default.
+	partitions, ok := envValue(worker, "CHANGEFEED__PARTITIONS")
+	if !ok {
+		partitions = helpOf(t, "worker").defaults["changefeed.partitions"]
+	}
 	n, err := strconv.Atoi(partitions)
 	if err != nil {
 		t.Fatalf("worker CHANGEFEED__PARTITIONS = %q: %v", partitions, err)
