@@ -56,7 +56,10 @@ NAMESPACE := hostkit
 ENVOY_GATEWAY_VERSION := v1.9.1
 GATEWAY_API_VERSION := v1.6.1
 ENVOY_GATEWAY_MANIFEST := https://github.com/envoyproxy/gateway/releases/download/$(ENVOY_GATEWAY_VERSION)/install.yaml
-# The NATS image is nats-server at the version go.mod requires.
+# The NATS image is nats-server at the version go.mod requires, under a
+# localhost/ name: it exists only where make built or kind loaded it, and
+# a pull of it could never reach Docker Hub.
+NATS_IMAGE := localhost/nats-server
 NATS_VERSION = $(shell go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)
 # Where `make manifests` renders the overlay that carries the image tags.
 DEPLOY_DIR ?= bin/deploy
@@ -178,10 +181,10 @@ image.%: $(if $(filter local,$(IMAGE_TARGET)),linux-binaries)
 	  -t $(IMAGE_REPO)/$*:$(TAG) .
 
 .PHONY: image-nats
-image-nats: ## Build the NATS image: nats-server at go.mod's version on scratch (IMAGE_REPO/nats:VERSION)
+image-nats: ## Build the NATS image: nats-server at go.mod's version on scratch (NATS_IMAGE:VERSION)
 	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w" -o bin/linux/nats-server github.com/nats-io/nats-server/v2
 	docker build -f deploy/image/nats.Dockerfile --build-arg VERSION=$(NATS_VERSION) \
-	  -t $(IMAGE_REPO)/nats:$(NATS_VERSION) .
+	  -t $(NATS_IMAGE):$(NATS_VERSION) .
 
 .PHONY: sbom
 sbom: linux-binaries ## Write a CycloneDX SBOM of every binary under cmd/ to SBOM_DIR/APP.cdx.json
@@ -218,7 +221,7 @@ kind-up: ## Create the kind cluster if absent, install the pinned Envoy Gateway 
 kind-load: image image-nats ## Load the images into kind (via an archive: works with containerd's image store)
 	mkdir -p bin
 	archive=$(CURDIR)/bin/images-$(TAG).tar
-	docker save -o "$$archive" $(addsuffix :$(TAG),$(IMAGES)) $(IMAGE_REPO)/nats:$(NATS_VERSION)
+	docker save -o "$$archive" $(addsuffix :$(TAG),$(IMAGES)) $(NATS_IMAGE):$(NATS_VERSION)
 	$(KIND) load image-archive --name $(KIND_CLUSTER) "$$archive"
 	rm -f "$$archive"
 

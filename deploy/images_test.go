@@ -57,7 +57,7 @@ func TestImagesAreExplicitAndTheKindOnesNeverPulled(t *testing.T) {
 		"Deployment/pingapi/pingapi": "hostkit/pingapi:test",
 		"Deployment/worker/worker":   "hostkit/worker:test",
 		// The server the tests run (go.mod), built by make image-nats.
-		"StatefulSet/nats/nats": "hostkit/nats:" + natsVersion,
+		"StatefulSet/nats/nats": "localhost/nats-server:" + natsVersion,
 	}
 	got := allContainers(objs)
 	if len(got) != len(want) {
@@ -73,8 +73,8 @@ func TestImagesAreExplicitAndTheKindOnesNeverPulled(t *testing.T) {
 		}
 	}
 	// make kind-load loads exactly the NATS image the manifest names.
-	if tag := makeVar(t, "NATS_VERSION"); "hostkit/nats:"+tag != want["StatefulSet/nats/nats"] {
-		t.Errorf("make builds hostkit/nats:%s, the manifest runs %s", tag, want["StatefulSet/nats/nats"])
+	if built := makeVar(t, "NATS_IMAGE") + ":" + makeVar(t, "NATS_VERSION"); built != want["StatefulSet/nats/nats"] {
+		t.Errorf("make builds %s, the manifest runs %s", built, want["StatefulSet/nats/nats"])
 	}
 }
 

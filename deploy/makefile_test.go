@@ -103,7 +103,7 @@ func TestMakeKindUpDeployRolloutCheckDryRun(t *testing.T) {
 		// NATS: nats-server at go.mod's version, loaded with the services.
 		"go build -trimpath -ldflags \"-s -w\" -o bin/linux/nats-server github.com/nats-io/nats-server/v2",
 		"-f deploy/image/nats.Dockerfile",
-		"docker save -o \"$archive\" " + images[0] + ":t-123 " + images[1] + ":t-123 hostkit/nats:v",
+		"docker save -o \"$archive\" " + images[0] + ":t-123 " + images[1] + ":t-123 localhost/nats-server:v",
 		"kind load image-archive --name hostkit",
 		"bash deploy/render-overlay.sh bin/deploy t-123 " + images[0] + " " + images[1],
 		"kubectl --context kind-hostkit apply -k bin/deploy",
