@@ -118,6 +118,14 @@ func num(v any) uint64 {
 	return n
 }
 
+// published is a change its writer saw acknowledged.
+type published struct {
+	key   string
+	n     int
+	seq   uint64
+	phase int
+}
+
 // phaseOf maps a time to the phase it falls in: the last phase that began
 // at or before it (0 before the first).
 type phaseOf func(time.Time) int

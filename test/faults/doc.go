@@ -9,7 +9,7 @@
 // The package has no code of its own; everything is in its tests, which skip
 // under `go test -short` and unless HOSTKIT_FAULTS=1 (make test-faults sets
 // it), so that `go test ./...` does not run a CPU-heavy cluster alongside the
-// other packages' tests.
+// other packages' tests. It needs a Unix (it pauses processes with SIGSTOP).
 //
 // What the suite counts, from the log lines of the worker's contract (msg
 // "job": subject, msg_id, seq, attempt, outcome; msg "change": key,

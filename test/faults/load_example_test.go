@@ -1,3 +1,5 @@
+//go:build unix
+
 package faults_test
 
 import (
@@ -174,14 +176,6 @@ func (l *jobLoad) firstAccepted(t time.Time) time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-// published is a change its writer saw acknowledged.
-type published struct {
-	key   string
-	n     int
-	seq   uint64
-	phase int
 }
 
 // changeLoad writes changes of a fixed set of keys directly to JetStream,

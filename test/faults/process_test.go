@@ -1,3 +1,5 @@
+//go:build unix
+
 package faults_test
 
 import (
@@ -59,6 +61,7 @@ func (p *process) start() error {
 	}
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = p.env, f, f
+	noOrphans(cmd)
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("start %s: %w", p.name, err)

@@ -1,3 +1,5 @@
+//go:build unix
+
 package faults_test
 
 import (
@@ -113,7 +115,7 @@ func TestFaults(t *testing.T) {
 	s.run("steady", func(p *phase) { s.hold(3 * time.Second) })
 	s.run("worker SIGTERM", func(p *phase) { s.workerFault(p, s.workers[0], syscall.SIGTERM) })
 	s.run("worker SIGKILL", func(p *phase) { s.workerFault(p, s.workers[1], syscall.SIGKILL) })
-	for i := range 3 {
+	for i := range 4 {
 		w := s.workers[(i+2)%len(s.workers)]
 		s.run(fmt.Sprintf("worker SIGSTOP %d", i+1), func(p *phase) { s.workerPause(p, w) })
 	}
@@ -355,6 +357,8 @@ func (s *suite) waitTakenOver(from time.Time, victim string, parts []int) (time.
 				return false
 			}
 		}
+		// An upper bound: the takeover ended before these reads did, by up
+		// to a poll interval and the reads' own time.
 		at = time.Now()
 		return true
 	})
