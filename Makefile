@@ -14,6 +14,11 @@ SHELL := bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-builtin-rules
 
+# The Go release every build, test and image uses (go.mod's toolchain line;
+# the go command fetches it through the module proxy on first use). A
+# machine's own Go may be older and have known vulnerabilities.
+export GOTOOLCHAIN := go1.27.3
+
 # Every directory under cmd/ is a service with an image of its own; tools
 # live under tools/. A new service needs no change here.
 APPS ?= $(sort $(notdir $(patsubst %/,%,$(wildcard cmd/*/))))
@@ -38,9 +43,11 @@ SOURCE = https://$(shell go list -m)
 LDFLAGS = -s -w -X main.version=$(TAG)
 
 KIND_CLUSTER ?= hostkit
-# kind at the version in go.mod (a `tool` there), the one whose node image
-# deploy/kind/cluster.yaml pins; set KIND=kind to use an installed one.
-KIND ?= go tool kind
+# kind at the version in deploy/go.mod (a `tool` there, so the services'
+# go.mod does not carry it), the one whose node image deploy/kind/cluster.yaml
+# pins; set KIND=kind to use an installed one. It runs in deploy/, so the
+# paths given to it are absolute.
+KIND ?= go -C deploy tool kind
 KUBECTL := kubectl --context kind-$(KIND_CLUSTER)
 NAMESPACE := hostkit
 # Contour, the ingress controller (deploy/README.md says why): its quickstart
@@ -90,6 +97,8 @@ build: ## Build every command under cmd/ into bin/
 .PHONY: test
 test: ## Run every test once (go test ./...), container and manifest tests included, and the host's with -race
 	go test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	# The deploy files' tests are a module of their own (deploy/go.mod).
+	go -C deploy test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./internal/host/...
 
 .PHONY: test-faults
@@ -106,6 +115,7 @@ lint: ## gofmt, go vet, staticcheck and govulncheck (pinned, fetched by go run)
 	unformatted=$$(gofmt -l $$(go list -f '{{.Dir}}' ./...))
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
+	go -C deploy vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
 
@@ -164,7 +174,7 @@ kind-up: ## Create the kind cluster if absent, install the pinned Contour, wait 
 	if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then
 	  echo "kind cluster $(KIND_CLUSTER) exists"
 	else
-	  $(KIND) create cluster --name $(KIND_CLUSTER) --config deploy/kind/cluster.yaml --wait 180s
+	  $(KIND) create cluster --name $(KIND_CLUSTER) --config $(CURDIR)/deploy/kind/cluster.yaml --wait 180s
 	fi
 	$(KUBECTL) apply -f $(CONTOUR_MANIFEST)
 	$(KUBECTL) -n projectcontour patch daemonset envoy --type strategic --patch-file deploy/kind/contour-envoy.patch.yaml
@@ -175,7 +185,7 @@ kind-up: ## Create the kind cluster if absent, install the pinned Contour, wait 
 .PHONY: kind-load
 kind-load: image ## Load the images into kind (via an archive: works with containerd's image store)
 	mkdir -p bin
-	archive=bin/images-$(TAG).tar
+	archive=$(CURDIR)/bin/images-$(TAG).tar
 	docker save -o "$$archive" $(addsuffix :$(TAG),$(IMAGES))
 	$(KIND) load image-archive --name $(KIND_CLUSTER) "$$archive"
 	rm -f "$$archive"
