@@ -6,7 +6,10 @@
 // whole cluster down), then reads the workers' JSON logs and checks that
 // nothing was lost, reordered or handled twice.
 //
-// The package has no code of its own; everything is in its tests, which skip
+// The suite drives the example app (POST /pingpong/jobs, the example
+// change handler's log line), so its files are named *_example_test.go and
+// tools/strip removes them with the example; the log analysis and its
+// tests stay. The package has no code of its own; the suite's tests skip
 // under `go test -short` and unless HOSTKIT_FAULTS=1 (make test-faults sets
 // it), so that `go test ./...` does not run a CPU-heavy cluster alongside the
 // other packages' tests. It needs a Unix (it pauses processes with SIGSTOP).
