@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,20 +153,20 @@ func streamLeader(ctx context.Context, js jetstream.JetStream, stream string) (s
 	return info.Cluster.Leader, nil
 }
 
-// clientsNamed returns the nodes holding a client connection called name,
-// from each running node's /connz.
-func (c *natsCluster) clientsNamed(ctx context.Context, name string, skip *natsNode) []*natsNode {
+// clientsNamed returns the nodes holding a client connection with one of
+// names, from each running node's /connz.
+func (c *natsCluster) clientsNamed(ctx context.Context, names []string, skip *natsNode) []*natsNode {
 	var found []*natsNode
 	for _, n := range c.nodes {
 		if n == skip || !n.proc.running() {
 			continue
 		}
-		names, err := connNames(ctx, n)
+		got, err := connNames(ctx, n)
 		if err != nil {
 			continue
 		}
-		for _, got := range names {
-			if got == name {
+		for _, name := range got {
+			if slices.Contains(names, name) {
 				found = append(found, n)
 				break
 			}
