@@ -151,6 +151,13 @@ func (s *suite) check() {
 	expect("duplicate handlings of a change", changes.duplicates, changes.examples)
 	expect("jobs still unanswered at the end", pending, nil)
 	expect("jobs rejected with 4xx", rejected, nil)
+	// 503 (not stored) and 504 (maybe stored) are what tells a client to
+	// retry; any other 5xx leaves it guessing.
+	other5xx := 0
+	for _, a := range answers {
+		other5xx += a[out5xx]
+	}
+	expect("POSTs answered with a 5xx other than 503 and 504", other5xx, nil)
 
 	_, stored, err := s.streamCount("JOBS")
 	if err != nil {
