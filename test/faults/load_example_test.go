@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,6 +168,20 @@ func (l *jobLoad) record(outcome string) {
 	l.events = append(l.events, postEvent{at: time.Now(), outcome: outcome})
 }
 
+// inFlight returns the ids of the jobs being posted.
+func (l *jobLoad) inFlight() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Collect(maps.Keys(l.pending))
+}
+
+// resolved reports whether every one of ids has been answered for good.
+func (l *jobLoad) resolved(ids []string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !slices.ContainsFunc(ids, func(id string) bool { return l.pending[id] })
+}
+
 // firstAccepted returns when the first 202 after t arrived (zero if none).
 func (l *jobLoad) firstAccepted(t time.Time) time.Time {
 	l.mu.Lock()
@@ -187,8 +203,9 @@ type changeLoad struct {
 	js     jetstream.JetStream
 	phases *phaseClock
 
-	mu   sync.Mutex
-	acks []published
+	mu      sync.Mutex
+	acks    []published
+	pending map[string]bool // Nats-Msg-Ids being written
 }
 
 // run writes changes of keys from writers goroutines, each writing its
@@ -227,6 +244,15 @@ func (l *changeLoad) write(ctx context.Context, key string, n int) {
 	msg := &nats.Msg{Subject: "changes." + key, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s-%d", key, n))
 	msg.Data, _ = json.Marshal(map[string]any{"key": key, "n": n})
+	id := msg.Header.Get(jetstream.MsgIDHeader)
+	l.mu.Lock()
+	l.pending[id] = true
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.pending, id)
+		l.mu.Unlock()
+	}()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -249,6 +275,20 @@ func (l *changeLoad) write(ctx context.Context, key string, n int) {
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// inFlight returns the ids of the changes being written.
+func (l *changeLoad) inFlight() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Collect(maps.Keys(l.pending))
+}
+
+// resolved reports whether none of ids is still being written.
+func (l *changeLoad) resolved(ids []string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !slices.ContainsFunc(ids, func(id string) bool { return l.pending[id] })
 }
 
 func (l *changeLoad) acknowledged() []published {

@@ -273,7 +273,7 @@ func (s *suite) startLoad() {
 	s.cancelLoad = cancel
 	s.stop = make(chan struct{})
 	s.jobs = newJobLoad(s.apiURL, &s.clock)
-	s.changes = &changeLoad{js: s.js, phases: &s.clock}
+	s.changes = &changeLoad{js: s.js, phases: &s.clock, pending: map[string]bool{}}
 	keys := make([]string, 64)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("k%02d", i)
@@ -294,6 +294,22 @@ func (s *suite) run(name string, f func(p *phase)) {
 	if err := s.ensureWorkers(60 * time.Second); err != nil {
 		p.fail("after the fault: %v", err)
 	}
+	if err := s.settle(60 * time.Second); err != nil {
+		p.fail("after the fault: %v", err)
+	}
+}
+
+// settle waits until every job and change in flight now has been
+// answered, so that the next fault meets none of this one's retries and
+// faults stay one at a time.
+func (s *suite) settle(timeout time.Duration) error {
+	if s.jobs == nil {
+		return nil
+	}
+	jobs, changes := s.jobs.inFlight(), s.changes.inFlight()
+	return poll(timeout, 50*time.Millisecond, "the requests in flight to be answered", func() bool {
+		return s.jobs.resolved(jobs) && s.changes.resolved(changes)
+	})
 }
 
 func (p *phase) fail(format string, args ...any) {
