@@ -30,6 +30,8 @@ type process struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the current run has exited
 	runs int
+	// started is when the current run began.
+	started time.Time
 	// ending is set when the suite sends a signal that ends the run, so that
 	// its exit is expected.
 	ending bool
@@ -67,7 +69,7 @@ func (p *process) start() error {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
 	done := make(chan struct{})
-	p.cmd, p.done, p.ending = cmd, done, false
+	p.cmd, p.done, p.ending, p.started = cmd, done, false, time.Now()
 	go p.reap(cmd, f, done)
 	return nil
 }
@@ -114,6 +116,13 @@ func (p *process) running() bool {
 	default:
 		return true
 	}
+}
+
+// sinceStart is how long ago the current run began.
+func (p *process) sinceStart() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Since(p.started)
 }
 
 // waitExit waits for the current run to exit.

@@ -225,8 +225,12 @@ func (s *suite) ensureWorkers(timeout time.Duration) error {
 		ready := true
 		for _, w := range s.workers {
 			if !w.proc.running() {
-				if err := w.proc.start(); err != nil {
-					s.t.Log(err)
+				// A second apart at least, so that a worker failing at
+				// once is not started hundreds of times.
+				if w.proc.sinceStart() >= time.Second {
+					if err := w.proc.start(); err != nil {
+						s.t.Log(err)
+					}
 				}
 				ready = false
 				continue
