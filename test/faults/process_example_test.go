@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -79,10 +80,25 @@ func (p *process) reap(cmd *exec.Cmd, f *os.File, done chan struct{}) {
 	f.Close()
 	p.mu.Lock()
 	if !p.ending {
-		p.unexpected = append(p.unexpected, fmt.Sprintf("%s run %d (pid %d) exited by itself: %v", p.name, p.runs, cmd.Process.Pid, err))
+		p.unexpected = append(p.unexpected, fmt.Sprintf("%s run %d (pid %d) exited by itself: %v; last line: %s",
+			p.name, p.runs, cmd.Process.Pid, err, lastLine(f.Name())))
 	}
 	p.mu.Unlock()
 	close(done)
+}
+
+// lastLine returns the last line of a log file, cut short, for reports.
+func lastLine(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	last := lines[len(lines)-1]
+	if len(last) > 300 {
+		last = last[:300] + "..."
+	}
+	return last
 }
 
 // signal sends sig to the current run. SIGTERM and SIGKILL mark its exit
