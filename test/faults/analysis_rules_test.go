@@ -43,6 +43,13 @@ func TestAnalyzeChanges(t *testing.T) {
 			change(1, "a", "k", 10, 5), change(2, "b", "k", 10, 9), change(3, "b", "k", 11, 9),
 			change(4, "a", "k", 10, 5), change(5, "b", "k", 12, 9),
 		}, changeFigures{published: 3, duplicates: 1, redeliveries: 1}},
+		{"a new owner replays from the checkpoint what a crashed one left unacknowledged", []changeEvent{
+			change(1, "a", "k", 10, 5), change(2, "a", "k", 11, 5), change(3, "a", "k", 12, 5),
+			change(4, "b", "k", 11, 9), change(5, "b", "k", 12, 9),
+		}, changeFigures{published: 3, redeliveries: 2}},
+		{"one owner replays an older change", []changeEvent{
+			change(1, "a", "k", 10, 5), change(2, "a", "k", 11, 5), change(3, "a", "k", 10, 5), change(4, "a", "k", 12, 5),
+		}, changeFigures{published: 3, duplicates: 1}},
 		{"a stale owner handles with a lower fencing token", []changeEvent{
 			change(1, "b", "k", 10, 9), change(2, "a", "k", 11, 5), change(3, "b", "k", 12, 9),
 		}, changeFigures{published: 3, duplicates: 1}},

@@ -153,32 +153,39 @@ func analyzeChanges(acks []published, events []changeEvent, phase phaseOf) map[i
 	slices.SortStableFunc(events, func(a, b changeEvent) int { return a.at.Compare(b.at) })
 
 	handled := map[uint64]changeEvent{} // seq -> first handling
-	maxSeq := map[string]uint64{}       // key -> highest seq handled
+	newest := map[string]changeEvent{}  // key -> handling of its highest seq so far
 	maxToken := map[int]uint64{}        // partition -> highest token seen
 	for _, e := range events {
 		f := fig(phase(e.at))
 		first, seen := handled[e.seq]
+		last, ok := newest[e.key]
+		newer := ok && last.seq > e.seq
 		stale := e.hasToken && e.token < maxToken[e.partition]
-		newer := maxSeq[e.key] > e.seq
+		// A later owner resuming from the partition's checkpoint replays,
+		// in order, what its crashed predecessor handled but had not
+		// acknowledged: at least once, not a duplicate.
+		replay := e.hasToken && last.hasToken && e.token > last.token
 		switch {
 		case stale:
 			f.duplicates++
 			f.example(fmt.Sprintf("%s handled key %s seq %d with fencing token %d after token %d was used on partition %d",
 				e.instance, e.key, e.seq, e.token, maxToken[e.partition], e.partition))
-		case seen && newer:
+		case seen && newer && !replay:
 			f.duplicates++
 			f.example(fmt.Sprintf("%s handled key %s seq %d again (first by %s) after seq %d of the key",
-				e.instance, e.key, e.seq, first.instance, maxSeq[e.key]))
+				e.instance, e.key, e.seq, first.instance, last.seq))
 		case seen:
 			f.redeliveries++
 		case newer:
 			f.order++
-			f.example(fmt.Sprintf("%s handled key %s seq %d first, after seq %d of the key", e.instance, e.key, e.seq, maxSeq[e.key]))
+			f.example(fmt.Sprintf("%s handled key %s seq %d first, after seq %d of the key", e.instance, e.key, e.seq, last.seq))
 		}
 		if !seen {
 			handled[e.seq] = e
 		}
-		maxSeq[e.key] = max(maxSeq[e.key], e.seq)
+		if !newer {
+			newest[e.key] = e
+		}
 		if e.hasToken {
 			maxToken[e.partition] = max(maxToken[e.partition], e.token)
 		}

@@ -29,16 +29,17 @@
 //     reports;
 //   - order violation: a change handled for the first time after a newer
 //     change of its key (higher stream sequence) had been handled;
-//   - duplicate: a change handled again after a newer change of its key had
-//     been handled (a stale replay), or a change handled with a fencing token
-//     below one already used for its partition (by an owner that had lost the
-//     lease: a sink that checks fencing tokens would reject that write, so the
-//     handler must never see it);
-//   - change redelivery (reported, allowed): a change handled again, with a
-//     fencing token at least as high as before, while it was still the newest
-//     handled change of its key, as after a worker killed between handling and
-//     acknowledging it. A sink that keeps the highest sequence applied per key
-//     accepts it once.
+//   - duplicate: a change handled with a fencing token below one already
+//     used for its partition (by an owner that had lost the lease: a sink
+//     that checks fencing tokens would reject that write, so the handler
+//     must never see it), or handled again after a newer change of its key
+//     had been handled, other than in a later owner's replay (below);
+//   - change redelivery (reported, allowed): a change handled again and not a
+//     duplicate: while still the newest handled change of its key, or by a
+//     later owner (higher fencing token than the newer change's handling)
+//     resuming from the partition's checkpoint, as after a worker killed
+//     between handling changes and acknowledging them. A sink that keeps the
+//     highest sequence applied per key accepts each change once.
 //
 // Events are ordered by their log timestamps; all processes run on one
 // machine and share its clock.
