@@ -24,7 +24,7 @@ func main() {
 
 // config holds pingapi's own keys.
 type config struct {
-	Addr     string
+	HTTP     web.Config
 	MaxDelay time.Duration
 	NATSURL  string
 }
@@ -35,7 +35,7 @@ func program() host.Program {
 		Name:    "pingapi",
 		Version: version,
 		Config: func(c *host.Config) {
-			c.String(&cfg.Addr, "http.addr", ":8080", "HTTP listen address")
+			cfg.HTTP.Declare(c, ":8080", "HTTP listen address")
 			c.Duration(&cfg.MaxDelay, "ping.max_delay", ping.DefaultMaxDelay, "longest ?delay= a ping may ask for")
 			c.String(&cfg.NATSURL, "nats.url", "nats://127.0.0.1:4222", "NATS server that receives jobs")
 		},
@@ -45,7 +45,8 @@ func program() host.Program {
 
 func build(h *host.Host, cfg config) error {
 	log, lt := h.Logger(), h.Lifetime()
-	r, err := web.NewRouter(web.RouterOptions{Logger: log, Registry: web.NewRegistry(), Lifetime: lt})
+	r, err := web.NewRouter(web.RouterOptions{Logger: log, Registry: web.NewRegistry(), Lifetime: lt,
+		ReadTimeout: cfg.HTTP.ReadTimeout, MaxInFlight: cfg.HTTP.MaxInFlight})
 	if err != nil {
 		return err
 	}
@@ -60,6 +61,6 @@ func build(h *host.Host, cfg config) error {
 	ping.AddRoutes(r, ping.Options{
 		MaxDelay: cfg.MaxDelay, Publisher: pub, Unavailable: natsclient.ErrUnavailable, Logger: log,
 	})
-	h.Add("http", host.NewHTTPServer(cfg.Addr, r, lt, log))
+	h.Add("http", host.NewHTTPServer(cfg.HTTP.Addr, r, lt, log))
 	return nil
 }

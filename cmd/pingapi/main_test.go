@@ -200,6 +200,10 @@ func TestInvalidConfigExitsTwoNamingTheKey(t *testing.T) {
 		{"bad flag value", []string{"--ping.max_delay=soon"}, "", "ping.max_delay"},
 		{"bad environment value", nil, "HOST__SHUTDOWN_DELAY=-1s", "host.shutdown_delay"},
 		{"unknown flag", []string{"--ping.nope=1"}, "", "ping.nope"},
+		{"port out of range", []string{"--http.addr=:99999"}, "", "http.addr"},
+		{"zero shutdown timeout", nil, "HOST__SHUTDOWN_TIMEOUT=0s", "host.shutdown_timeout"},
+		{"grace period too short", nil, "HOST__TERMINATION_GRACE_PERIOD=10s", "host.termination_grace_period"},
+		{"negative in-flight bound", []string{"--http.max_in_flight=-1"}, "", "http.max_in_flight"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

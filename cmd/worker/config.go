@@ -7,12 +7,13 @@ import (
 	"github.com/hostkit/hostkit/internal/engine"
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/web"
 )
 
 // config holds the worker's own keys, bound to the settings of the packages
 // they configure.
 type config struct {
-	Addr       string
+	HTTP       web.Config
 	Engine     engine.Config
 	Queue      queue.Config
 	ChangeFeed changefeed.Config
@@ -21,7 +22,7 @@ type config struct {
 // declare declares every worker key on c, with the packages' defaults, and
 // the checks that span keys.
 func (cfg *config) declare(c *host.Config) {
-	c.String(&cfg.Addr, "http.addr", ":8090", "HTTP listen address for health and metrics")
+	cfg.HTTP.Declare(c, ":8090", "HTTP listen address for health and metrics")
 	cfg.declareEngine(c)
 	cfg.declareQueue(c)
 	cfg.declareChangeFeed(c)

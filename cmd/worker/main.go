@@ -114,9 +114,11 @@ func build(h *host.Host, cfg config) error {
 	}
 
 	r, err := web.NewRouter(web.RouterOptions{
-		Logger:   log,
-		Registry: reg,
-		Lifetime: lt,
+		Logger:      log,
+		Registry:    reg,
+		Lifetime:    lt,
+		ReadTimeout: cfg.HTTP.ReadTimeout,
+		MaxInFlight: cfg.HTTP.MaxInFlight,
 		Checks: []web.Check{
 			{Name: "nats", Probe: ready(eng.Ready)},
 			{Name: "queue", Probe: ready(q.Ready)},
@@ -127,7 +129,7 @@ func build(h *host.Host, cfg config) error {
 		return fmt.Errorf("router: %w", err)
 	}
 
-	h.Add("http", host.NewHTTPServer(cfg.Addr, r, lt, log))
+	h.Add("http", host.NewHTTPServer(cfg.HTTP.Addr, r, lt, log))
 	h.Add("nats", eng)
 	h.Add("queue", q)
 	h.Add("changefeed", cf)

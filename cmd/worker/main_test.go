@@ -368,6 +368,8 @@ func TestInvalidConfigurationExits2(t *testing.T) {
 		{"no attempts", []string{"--queue.max_deliver=0"}, "queue.max_deliver"},
 		{"backoff cap below base", []string{"--queue.backoff=2s", "--queue.max_backoff=1s"}, "queue.max_backoff"},
 		{"not a duration", []string{"--queue.ack_wait=soon"}, "queue.ack_wait"},
+		{"port out of range", []string{"--http.addr=:99999"}, "http.addr"},
+		{"read timeout not a duration", []string{"--http.read_timeout=soon"}, "http.read_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,6 +39,8 @@ func Live() http.HandlerFunc {
 func Ready(lt *host.Lifetime, checks ...Check) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := readiness(r.Context(), lt, checks); err != nil {
+			// Neither answer may be cached: a probe must see the state now.
+			w.Header().Set("Cache-Control", "no-store")
 			WriteError(w, r, Unavailable(err))
 			return
 		}
