@@ -31,7 +31,7 @@ func (s *suite) drain() {
 			<-done
 		}
 		if err := poll(90*time.Second, 200*time.Millisecond, "JOBS and CHANGES consumed", s.consumed); err != nil {
-			p.fail("%v", err)
+			p.fail("%v; %s", err, s.backlog())
 		}
 	})
 	for _, w := range s.workers {
@@ -66,6 +66,35 @@ func (s *suite) consumed() bool {
 		}
 	}
 	return true
+}
+
+// backlog describes what is left unconsumed, for a drain that timed out.
+func (s *suite) backlog() string {
+	var parts []string
+	if msgs, _, err := s.streamCount("JOBS"); err == nil {
+		parts = append(parts, fmt.Sprintf("JOBS holds %d", msgs))
+	}
+	describe := func(stream, name string) {
+		c, err := s.js.Consumer(s.ctx, stream, name)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("%s: %v", name, err))
+			return
+		}
+		ci, err := c.Info(s.ctx)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("%s: %v", name, err))
+			return
+		}
+		if stream == "JOBS" || ci.NumPending+uint64(ci.NumAckPending) > 0 {
+			parts = append(parts, fmt.Sprintf("%s: pending %d, ack pending %d, waiting pulls %d, redelivered %d",
+				name, ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.NumRedelivered))
+		}
+	}
+	describe("JOBS", "jobs-worker")
+	for p := range partitions {
+		describe("CHANGES", "changefeed-"+strconv.Itoa(p))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // streamCount returns a stream's message count and last sequence.
