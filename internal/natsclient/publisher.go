@@ -26,6 +26,11 @@ var ErrUnavailable = errors.New("message engine unavailable")
 // duplicate window stores it at most once. An HTTP handler answers 504.
 var ErrOutcomeUnknown = errors.New("publish outcome unknown")
 
+// errCodeDuplicateInProcess is JetStream's error code (with code 409) for
+// "duplicate message id is in process" (JSStreamDuplicateMessageConflict in
+// nats-server); nats.go has no constant for it.
+const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
+
 // ErrInvalidSubject is wrapped into the error of Publish for a subject that
 // cannot be published on: empty, with wildcards, blanks or empty tokens.
 var ErrInvalidSubject = errors.New("invalid subject")
@@ -141,6 +146,12 @@ func classify(subject string, err error) error {
 	case errors.As(err, &apiErr) && apiErr.Code == 503:
 		// The stream answered: it did not store the message.
 		return fmt.Errorf("publish %s: %w: %w", subject, ErrUnavailable, err)
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess:
+		// An earlier send with the same Nats-Msg-Id (a client's retry, or
+		// nats.go's own retry after a timeout) is still being proposed to
+		// the stream's replicas, typically while its leader froze or moved:
+		// that one may yet be stored. Retrying with the same id settles it.
+		return fmt.Errorf("publish %s: %w: %w", subject, ErrOutcomeUnknown, err)
 	case errors.As(err, &apiErr):
 		return fmt.Errorf("publish %s: %w", subject, err)
 	case errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrMaxPayload):
