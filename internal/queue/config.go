@@ -32,9 +32,10 @@ type Config struct {
 	MaxBackoff time.Duration
 	// FetchWait is how long one pull request waits for jobs when JOBS has
 	// fewer than it asked for: an idle replica sends one pull per FetchWait.
-	// The server sends heartbeats every half of it, and a replica that misses
-	// two pulls again, so it also bounds how long a pull parked on a server
-	// that stopped answering goes unnoticed.
+	// It also paces the stall check: a replica that received nothing for
+	// two checks (2×FetchWait apart) while JOBS holds undelivered jobs
+	// consumes again (see Config.StallBound), so it bounds how long a pull
+	// lost with a server that restarted or stopped answering goes unnoticed.
 	FetchWait time.Duration
 }
 

@@ -64,6 +64,11 @@ type Processor struct {
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
 
+	// received counts the jobs out of the iterator; stall holds why the
+	// processor is stalled (see watch), nil when it is not.
+	received atomic.Int64
+	stall    atomic.Pointer[error]
+
 	mu   sync.Mutex
 	iter jetstream.MessagesContext
 	err  error // why the processor is not consuming, for Ready
@@ -136,6 +141,7 @@ func (p *Processor) Start(ctx context.Context) error {
 	p.unhandled = p.metrics.counters(processorLabel, unhandledSubject)
 	p.setIter(iter, nil)
 	go p.loop(iter)
+	go p.watch()
 	p.log.Info("queue processor started", "stream", JobsStream, "consumer", JobsConsumer,
 		"handlers", len(p.handlers), "concurrency", p.cfg.Concurrency, "prefetch", p.cfg.Prefetch,
 		"ack_wait", p.cfg.AckWait.String(), "max_deliver", p.cfg.MaxDeliver)
@@ -167,12 +173,16 @@ func (p *Processor) setIter(iter jetstream.MessagesContext, err error) {
 	p.mu.Unlock()
 }
 
-// Ready reports nil while the processor is consuming.
+// Ready reports nil while the processor is consuming, and an error wrapping
+// ErrStalled while it found itself stalled and has not received a job since.
 func (p *Processor) Ready() error {
 	select {
 	case <-p.stopping:
 		return errors.New("queue processor stopping")
 	default:
+	}
+	if err := p.stall.Load(); err != nil {
+		return *err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -266,6 +276,7 @@ func (p *Processor) work(iter jetstream.MessagesContext) error {
 			}
 			return err
 		}
+		p.noteReceived()
 		if p.isStopping() {
 			p.requeue(m)
 			p.handedBack.Add(1)
