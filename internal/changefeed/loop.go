@@ -45,6 +45,24 @@ func (pr *Processor) balanceLoop(ctx context.Context) {
 type balancer struct {
 	members   []string      // the membership last seen
 	changedAt time.Duration // when it last changed (monotonic)
+	settled   []string      // the membership of the last settled step
+}
+
+// onlyLeft reports whether the membership changed since the last settled
+// step only by members leaving (or expiring): the leases they left behind
+// are then taken at once rather than after the settle time, since taking a
+// free lease moves nothing from a live owner (a crashed replica's
+// partitions wait T, not T + I/2).
+func (b *balancer) onlyLeft() bool {
+	if b.settled == nil {
+		return false
+	}
+	for _, m := range b.members {
+		if !slices.Contains(b.settled, m) {
+			return false
+		}
+	}
+	return true
 }
 
 // settle is how long the membership must stay unchanged before the
@@ -76,8 +94,20 @@ func (pr *Processor) balance(ctx context.Context, b *balancer) time.Duration {
 		wait = min(wait, snap.next-now+time.Millisecond)
 	}
 	if left := b.changedAt + pr.settle() - now; left > 0 {
+		if !b.onlyLeft() {
+			return min(wait, left)
+		}
+		// Departures only: take their free leases now; releases (none are
+		// due to a departure alone) wait for the membership to settle.
+		plan := Balance(snap.leases, snap.members, pr.cfg.Instance)
+		if len(plan.Acquire) > 0 {
+			actx, cancel := context.WithTimeout(ctx, pr.cfg.RenewInterval)
+			pr.acquireAll(actx, plan.Acquire)
+			cancel()
+		}
 		return min(wait, left)
 	}
+	b.settled = snap.members
 	plan := Balance(snap.leases, snap.members, pr.cfg.Instance)
 	// A release waits for the in-flight change, which may take up to
 	// AckWait; an acquisition is one round trip.
