@@ -23,6 +23,11 @@
 // handlers should be idempotent. A handler running longer than queue.ack_wait
 // is kept alive by progress signals sent every third of it.
 //
+// A replica whose pull requests were lost (the whole cluster restarted and
+// answered "no responders" before its consumer had a leader) consumes again
+// within Config.StallBound of the consumer answering (9s at the defaults);
+// meanwhile its readiness reports ErrStalled.
+//
 // The producer side, used by pingapi and `worker publish`, is
 // natsclient.Publisher: it links no NATS server.
 package queue
