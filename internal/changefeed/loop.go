@@ -150,7 +150,18 @@ func (pr *Processor) acquire(ctx context.Context, l Lease) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("acquire lease %d: %w", l.Partition, err)
+		// The write may have been applied with its answer lost or late (a
+		// loaded server, a leader election): then the lease is already in
+		// this instance's name and is kept, rather than left to the next
+		// step to write again.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pr.cfg.RenewInterval)
+		applied, mine, gerr := pr.table.appliedRenewal(rctx, l.Partition, l.Revision)
+		cancel()
+		if gerr != nil || !mine {
+			return fmt.Errorf("acquire lease %d: %w", l.Partition, err)
+		}
+		pr.log.Info("change feed lease acquisition applied though unanswered", "partition", l.Partition, "err", err)
+		rev = applied
 	}
 	p := l.Partition
 	nl := &lease{partition: p, token: rev, rev: rev}
