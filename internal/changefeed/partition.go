@@ -178,7 +178,18 @@ func (pr *Processor) handle(ctx context.Context, l *lease, msg jetstream.Msg, me
 		switch {
 		case err == nil:
 			pr.metrics.countProcessed(p, resultOK)
-			if err := msg.Ack(); err != nil {
+			// Confirmed before the next change is handled: an acknowledgement
+			// lost with a consumer leader that froze or died (sent, never
+			// replicated) would otherwise let the next leader's ack floor
+			// lag behind many handled changes, and the reset that follows
+			// would hand them all to the handler again, after newer changes
+			// of their keys (seen in the fault suite when a node was
+			// paused). Unconfirmed within a renew interval (a leader
+			// election), only this change is delivered again.
+			actx, cancel := context.WithTimeout(context.Background(), pr.cfg.RenewInterval)
+			err := msg.DoubleAck(actx)
+			cancel()
+			if err != nil {
 				pr.log.Warn("change feed ack failed", "partition", p, "seq", c.Seq, "err", err)
 				return false
 			}
