@@ -20,3 +20,6 @@ func StallBalancing(p *Processor) (resume func()) {
 	p.balanceHold.Lock()
 	return p.balanceHold.Unlock
 }
+
+// ConsumerName is the name of partition p's durable consumer.
+func ConsumerName(p int) string { return consumerName(p) }
