@@ -26,9 +26,11 @@ APPS ?= $(sort $(notdir $(patsubst %/,%,$(wildcard cmd/*/))))
 PORT_pingapi := 8080
 PORT_worker := 8090
 
-# The images' repository, as the manifests name it (hostkit/pingapi);
-# make rename sets both to the new module's last path element.
-IMAGE_REPO ?= hostkit
+# The project's one name: the images' repository (hostkit/pingapi), the kind
+# cluster and the namespace. make rename sets it, in the manifests too, to
+# the new module's last path element.
+PROJECT ?= hostkit
+IMAGE_REPO ?= $(PROJECT)
 IMAGES = $(addprefix $(IMAGE_REPO)/,$(APPS))
 # Empty builds the Dockerfile's default target (golang builder, distroless
 # runtime); `local` packages binaries built here into scratch, for machines
@@ -42,14 +44,14 @@ REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 SOURCE = https://$(shell go list -m)
 LDFLAGS = -s -w -X main.version=$(TAG)
 
-KIND_CLUSTER ?= hostkit
+KIND_CLUSTER ?= $(PROJECT)
 # kind at the version in deploy/go.mod (a `tool` there, so the services'
 # go.mod does not carry it), the one whose node image deploy/kind/cluster.yaml
 # pins; set KIND=kind to use an installed one. It runs in deploy/, so the
 # paths given to it are absolute.
 KIND ?= go -C deploy tool kind
 KUBECTL := kubectl --context kind-$(KIND_CLUSTER)
-NAMESPACE := hostkit
+NAMESPACE := $(PROJECT)
 # Contour, the ingress controller (deploy/README.md says why): its quickstart
 # manifest at a fixed release, plus our patch to pin Envoy to the ingress node.
 CONTOUR_VERSION := v1.33.6

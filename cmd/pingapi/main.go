@@ -24,9 +24,11 @@ func main() {
 
 // config holds pingapi's own keys.
 type config struct {
-	Addr     string
+	Addr    string
+	NATSURL string
+	// example:begin
 	MaxDelay time.Duration
-	NATSURL  string
+	// example:end
 }
 
 func program() host.Program {
@@ -36,8 +38,10 @@ func program() host.Program {
 		Version: version,
 		Config: func(c *host.Config) {
 			c.String(&cfg.Addr, "http.addr", ":8080", "HTTP listen address")
-			c.Duration(&cfg.MaxDelay, "ping.max_delay", ping.DefaultMaxDelay, "longest ?delay= a ping may ask for")
 			c.String(&cfg.NATSURL, "nats.url", "nats://127.0.0.1:4222", "NATS server that receives jobs")
+			// example:begin
+			c.Duration(&cfg.MaxDelay, "ping.max_delay", ping.DefaultMaxDelay, "longest ?delay= a ping may ask for")
+			// example:end
 		},
 		Build: func(h *host.Host) error { return build(h, cfg) },
 	}
@@ -57,9 +61,12 @@ func build(h *host.Host, cfg config) error {
 		return &host.ConfigError{Key: "nats.url", Value: cfg.NATSURL, Err: err}
 	}
 	h.Add("nats-publisher", pub)
+	// Routes: the example's; add yours (tools/strip removes the example).
+	// example:begin
 	ping.AddRoutes(r, ping.Options{
 		MaxDelay: cfg.MaxDelay, Publisher: pub, Unavailable: natsclient.ErrUnavailable, Logger: log,
 	})
+	// example:end
 	h.Add("http", host.NewHTTPServer(cfg.Addr, r, lt, log))
 	return nil
 }

@@ -1,0 +1,103 @@
+// Package repotest helps the template's own tests work on copies of the
+// repository: the rename, strip and guide tests change a copy the way a
+// team would change its clone, then build and test that copy.
+package repotest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Root returns the repository root, from a test's working directory (its
+// package directory) rel levels down, such as "../..".
+func Root(tb testing.TB, rel string) string {
+	tb.Helper()
+	root, err := filepath.Abs(rel)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		tb.Fatalf("%s is not the repository root: %v", root, err)
+	}
+	return root
+}
+
+// skip are left out of a copy: history, build output and local data, as a
+// gonew download has none of them.
+var skip = map[string]bool{".git": true, "bin": true, "data": true}
+
+// Copy copies the tree at root into a new temporary directory, without
+// .git, bin/ or data/, and returns the copy's path.
+func Copy(tb testing.TB, root string) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if skip[rel] {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), b, info.Mode().Perm())
+	})
+	if err != nil {
+		tb.Fatalf("copy the repository: %v", err)
+	}
+	return dir
+}
+
+// GitCommit makes dir a git repository with everything committed: the state
+// of a fresh clone.
+func GitCommit(tb testing.TB, dir string) {
+	tb.Helper()
+	for _, args := range [][]string{
+		{"init", "-q"},
+		{"add", "-A"},
+		{"-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "clone"},
+	} {
+		Run(tb, dir, "git", args...)
+	}
+}
+
+// Go runs the go command with args in dir, outside any workspace, and fails
+// the test with its output on an error. Paths are trimmed from the builds,
+// so a copy reuses the build cache of the packages it did not change.
+func Go(tb testing.TB, dir string, args ...string) string {
+	tb.Helper()
+	return Run(tb, dir, "go", args...)
+}
+
+// Run runs name with args in dir and returns its combined output; an error
+// fails the test.
+func Run(tb testing.TB, dir, name string, args ...string) string {
+	tb.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-trimpath -buildvcs=false")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
+	}
+	return string(out)
+}
