@@ -1,6 +1,7 @@
 package imagetest_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"

@@ -42,6 +42,9 @@ type result struct {
 // update does: start the new one, wait until ready, add it, SIGTERM the old
 // one, and drop it from the proxy only after the ingress lag.
 func TestRollout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pingapi binaries; not in the -short tier")
+	}
 	t.Run("delay longer than ingress lag loses nothing", func(t *testing.T) {
 		res := rollingUpdate(t, scenario{delay: 600 * time.Millisecond, lag: 150 * time.Millisecond})
 		if res.load.Failed != 0 {
