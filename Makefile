@@ -22,9 +22,10 @@ export GOTOOLCHAIN := go1.27.3
 # Every directory under cmd/ is a service with an image of its own; tools
 # live under tools/. A new service needs no change here.
 APPS ?= $(sort $(notdir $(patsubst %/,%,$(wildcard cmd/*/))))
-# Every binary listens on its own HTTP port (config key http.addr).
-PORT_pingapi := 8080
-PORT_worker := 8090
+# Every binary listens on its own HTTP port: its http.addr default, declared
+# once in cmd/APP (c.String(&cfg.Addr, "http.addr", ":8080", ...)); the image
+# EXPOSEs it and the Deployment names it as containerPort.
+port = $(shell sed -n 's/.*"http\.addr", *"[^"]*:\([0-9][0-9]*\)".*/\1/p' cmd/$(1)/*.go | head -n 1)
 
 # The project's one name: the images' repository (hostkit/pingapi), the kind
 # cluster and the namespace. make rename sets it, in the manifests too, to
@@ -68,12 +69,19 @@ APP ?= pingapi
 # services share the environment, so a flag is the way to set one of them).
 WORKER_FLAGS ?=
 PINGAPI_FLAGS ?=
+# Flags for tools/devrun, which make run is: e.g. DEVRUN_FLAGS=-report=FILE.
+DEVRUN_FLAGS ?=
 # Where make run's embedded NATS listens and pingapi publishes.
 NATS_ADDR ?= 127.0.0.1:4222
 REPLICAS ?=
 
 STATICCHECK_VERSION := v0.8.2
 GOVULNCHECK_VERSION := v1.9.0
+ACTIONLINT_VERSION := v1.7.12
+# make vuln: the online database, else one built here from golang.org/x/vulndb
+# at this pseudo-version (the OSV records, served by the Go module proxy).
+VULN_DB ?= https://vuln.go.dev
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 # The whole suite, container and manifest tests included; CI runs `make test`.
 TEST_TIMEOUT ?= 9m
 
@@ -108,39 +116,39 @@ test-race: ## Run the internal packages' tests with the race detector
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./internal/...
 
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck and govulncheck (pinned, fetched by go run)
+lint: ## gofmt, go vet (both modules) and staticcheck (pinned, fetched by go run)
 	unformatted=$$(gofmt -l $$(go list -f '{{.Dir}}' ./...))
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go -C deploy vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
-	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
+
+.PHONY: vuln
+vuln: ## govulncheck the binaries' code; offline, against a database built from golang.org/x/vulndb
+	@# govulncheck exits 3 for vulnerabilities found, 1 when it failed, such
+	@# as an unreachable database: only then is the local database used.
+	status=0
+	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db $(VULN_DB) ./... || status=$$?
+	if [ $$status -ne 1 ]; then exit $$status; fi
+	echo "$(VULN_DB) unreachable: building a local database from golang.org/x/vulndb@$(VULNDB_VERSION)"
+	go mod download golang.org/x/vulndb@$(VULNDB_VERSION)
+	osv=$$(go list -m -f '{{.Dir}}' golang.org/x/vulndb@$(VULNDB_VERSION))/data/osv
+	rm -rf bin/vulndb
+	go run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$osv" -out bin/vulndb
+	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(CURDIR)/bin/vulndb ./...
 
 .PHONY: run
 run: ## Run worker (embedded NATS on NATS_ADDR, 127.0.0.1:4222) and pingapi (:8080); Ctrl-C stops both
-	@go build -o bin/dev/ ./cmd/worker ./cmd/pingapi
-	# Ctrl-C reaches both services through the terminal's process group, so
-	# INT is only noted here (sending it on would be a second signal, which
-	# forces an exit); a TERM sent to make alone is passed on. A service that
-	# exits 0 did so on a signal both got; one that fails stops the other.
-	worker= pingapi= first=
-	trap 'stopping=1' INT
-	trap 'stopping=1; kill -TERM $$worker $$pingapi 2>/dev/null || true' TERM
-	bin/dev/worker --nats.embedded.addr=$(NATS_ADDR) $(WORKER_FLAGS) & worker=$$!
-	# pingapi publishes to the worker's engine: start it once NATS listens.
-	until (exec 3<>/dev/tcp/$(subst :,/,$(NATS_ADDR))) 2>/dev/null; do
-	  { kill -0 $$worker 2>/dev/null && [ -z "$${stopping:-}" ]; } || break
-	  sleep 0.1 || true
-	done
-	if kill -0 $$worker 2>/dev/null && [ -z "$${stopping:-}" ]; then
-	  bin/dev/pingapi --nats.url=nats://$(NATS_ADDR) $(PINGAPI_FLAGS) & pingapi=$$!
-	  wait -n $$worker $$pingapi && first=0 || first=$$?
-	fi
-	[ -n "$${stopping:-}" ] || [ "$${first:-1}" = 0 ] || kill -TERM $$worker $$pingapi 2>/dev/null || true
-	status=0
-	wait $$worker || status=$$?
-	[ -z "$$pingapi" ] || { wait $$pingapi || status=$$?; }
-	exit $$status
+	@go build -o bin/dev/ ./cmd/worker ./cmd/pingapi ./tools/devrun
+	@# tools/devrun starts pingapi once NATS listens, prefixes the logs and
+	@# stops both together (its doc says how signals travel).
+	@exec bin/dev/devrun -wait $(NATS_ADDR) $(DEVRUN_FLAGS) \
+	  "bin/dev/worker --nats.embedded.addr=$(NATS_ADDR) $(WORKER_FLAGS)" \
+	  "bin/dev/pingapi --nats.url=nats://$(NATS_ADDR) $(PINGAPI_FLAGS)"
+
+.PHONY: clean
+clean: ## Remove bin/ (binaries, rendered manifests) and data/ (make run's embedded NATS store)
+	rm -rf bin data
 
 .PHONY: rollout-sim
 rollout-sim: ## Simulate a rolling update in-process and check nothing is dropped
@@ -160,7 +168,7 @@ image: $(addprefix image.,$(APPS)) ## Build an image per service under cmd/ (IMA
 # image.APP builds one image; the Dockerfile is the same for every APP.
 image.%: $(if $(filter local,$(IMAGE_TARGET)),linux-binaries)
 	docker build $(if $(IMAGE_TARGET),--target $(IMAGE_TARGET)) \
-	  --build-arg APP=$* --build-arg PORT=$(or $(PORT_$*),8080) \
+	  --build-arg APP=$* --build-arg PORT=$(or $(call port,$*),$(error cmd/$* declares no http.addr default with a port)) \
 	  --build-arg VERSION=$(TAG) --build-arg REVISION=$(REVISION) --build-arg SOURCE=$(SOURCE) \
 	  -t $(IMAGE_REPO)/$*:$(TAG) .
 

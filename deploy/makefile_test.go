@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -79,9 +80,19 @@ func TestMakeHelpDescribesEveryTarget(t *testing.T) {
 func TestMakeKindUpDeployRolloutCheckDryRun(t *testing.T) {
 	out := runMake(t, "-n", "kind-up", "deploy", "rollout-check", "TAG=t-123")
 	objs := render(t, kindOverlay)
-	var images []string
-	for _, app := range appContainers {
-		images = append(images, container(t, &objs.deployment(t, app).Spec.Template.Spec, app).Image)
+	// Every service under cmd/, in the Makefile's (sorted) order, with the
+	// image and port its Deployment names.
+	var images, builds []string
+	for _, app := range services(t) {
+		c := container(t, &objs.deployment(t, app).Spec.Template.Spec, app)
+		images = append(images, c.Image)
+		var port int32
+		for _, p := range c.Ports {
+			if p.Name == "http" {
+				port = p.ContainerPort
+			}
+		}
+		builds = append(builds, fmt.Sprintf("--build-arg APP=%s --build-arg PORT=%d", app, port), "-t "+c.Image+":t-123 .")
 	}
 	steps := []string{
 		// kind runs in deploy/ (a tool of that module): absolute config path.
@@ -90,24 +101,23 @@ func TestMakeKindUpDeployRolloutCheckDryRun(t *testing.T) {
 		"-n projectcontour patch daemonset envoy --type strategic --patch-file deploy/kind/contour-envoy.patch.yaml",
 		"apply -f deploy/kind/ingressclass.yaml",
 		"rollout status daemonset/envoy",
-		// The images the manifests name, built and loaded at the tag.
-		"--build-arg APP=pingapi --build-arg PORT=8080",
-		"-t " + images[0] + ":t-123 .",
-		"--build-arg APP=worker --build-arg PORT=8090",
-		"-t " + images[1] + ":t-123 .",
-		"docker save -o \"$archive\" " + images[0] + ":t-123 " + images[1] + ":t-123",
+	}
+	// The images the manifests name, built and loaded at the tag.
+	steps = append(steps, builds...)
+	steps = append(steps,
+		"docker save -o \"$archive\" "+strings.Join(images, ":t-123 ")+":t-123",
 		"kind load image-archive --name hostkit",
-		"bash deploy/render-overlay.sh bin/deploy t-123 " + images[0] + " " + images[1],
+		"bash deploy/render-overlay.sh bin/deploy t-123 "+strings.Join(images, " "),
 		"kubectl --context kind-hostkit apply -k bin/deploy",
 		"rollout status statefulset/nats",
-		"for app in pingapi worker; do",
+		"for app in "+strings.Join(services(t), " ")+"; do",
 		"rollout status deployment/$app",
 		"go build -o bin/rolloutcheck ./tools/rolloutcheck",
 		"-url http://localhost:8081/pingpong/ping",
 		"-url http://localhost:8081/pingpong/jobs -method POST",
 		"rollout restart deployment/pingapi",
 		"rollout status deployment/pingapi",
-	}
+	)
 	rest := out
 	for _, step := range steps {
 		i := strings.Index(rest, step)

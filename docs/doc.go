@@ -5,7 +5,7 @@
 //   - <!-- excerpt: FILE -->: Go that appears byte for byte in FILE, an
 //     example under docs/example that a step copies;
 //   - <!-- file: PATH --> and <!-- edit: PATH -->: a new Go file, or lines
-//     replacing the block's first line in an existing one;
+//     that go around the one line of the block the file already has;
 //   - <!-- step -->: a shell step.
 //
 // docs_test.go parses the guide, requires a marker on every Go block, and

@@ -81,8 +81,8 @@ func GitCommit(tb testing.TB, dir string) {
 }
 
 // Go runs the go command with args in dir, outside any workspace, and fails
-// the test with its output on an error. Paths are trimmed from the builds,
-// so a copy reuses the build cache of the packages it did not change.
+// the test with its output on an error. Flags as the main tree's builds use
+// (no -trimpath), so the copy reuses their cached dependencies.
 func Go(tb testing.TB, dir string, args ...string) string {
 	tb.Helper()
 	return Run(tb, dir, "go", args...)
@@ -94,7 +94,7 @@ func Run(tb testing.TB, dir, name string, args ...string) string {
 	tb.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-trimpath -buildvcs=false")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		tb.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
