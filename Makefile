@@ -4,8 +4,12 @@
 # the module path (ask `go list -m`), so the tree still works after gonew
 # copies it under another name.
 
+# help, build, test, run and clean work with GNU make 3.81 and bash 3.2 (a
+# stock macOS): one command per line, nothing newer. The other targets'
+# recipes are scripts of several lines, which need make 3.82's .ONESHELL;
+# they start with $(NEEDS_ONESHELL), which stops an older make with a hint.
 ifeq ($(filter oneshell,$(.FEATURES)),)
-$(error GNU make 3.82 or newer is required (on macOS: brew install make, then run gmake))
+NEEDS_ONESHELL = $(error this target needs GNU make 3.82 or newer (on macOS: brew install make, then run gmake))
 endif
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -94,11 +98,8 @@ export TESTCONTAINERS_HOST_OVERRIDE := localhost
 
 .PHONY: help
 help: ## List the targets with a one-line description
-	@awk 'BEGIN { FS = ":.*## " }
-	  /^##@/ { printf "\n%s\n", substr($$0, 5) }
-	  /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
-	echo
-	echo "Variables: TAG=$(TAG) KIND_CLUSTER=$(KIND_CLUSTER) APP=$(APP) IMAGE_TARGET=$(IMAGE_TARGET)"
+	@awk 'BEGIN { FS = ":.*## " } /^##@/ { printf "\n%s\n", substr($$0, 5) } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST); \
+	echo; echo "Variables: TAG=$(TAG) KIND_CLUSTER=$(KIND_CLUSTER) APP=$(APP) IMAGE_TARGET=$(IMAGE_TARGET)"
 
 .PHONY: build
 build: ## Build every command under cmd/ into bin/
@@ -117,6 +118,7 @@ test-race: ## Run the internal packages' tests with the race detector
 
 .PHONY: lint
 lint: ## gofmt, go vet (both modules) and staticcheck (pinned, fetched by go run)
+	$(NEEDS_ONESHELL)
 	unformatted=$$(gofmt -l $$(go list -f '{{.Dir}}' ./...))
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
@@ -125,6 +127,7 @@ lint: ## gofmt, go vet (both modules) and staticcheck (pinned, fetched by go run
 
 .PHONY: vuln
 vuln: ## govulncheck the binaries' code; offline, against a database built from golang.org/x/vulndb
+	$(NEEDS_ONESHELL)
 	@# govulncheck exits 3 for vulnerabilities found, 1 when it failed, such
 	@# as an unreachable database: only then is the local database used.
 	status=0
@@ -158,6 +161,7 @@ rollout-sim: ## Simulate a rolling update in-process and check nothing is droppe
 
 .PHONY: linux-binaries
 linux-binaries: ## Build static linux binaries for the local image target into bin/linux/
+	$(NEEDS_ONESHELL)
 	for app in $(APPS); do
 	  CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux/$$app ./cmd/$$app
 	done
@@ -176,6 +180,7 @@ image.%: $(if $(filter local,$(IMAGE_TARGET)),linux-binaries)
 
 .PHONY: kind-up
 kind-up: ## Create the kind cluster if absent, install the pinned Contour, wait for the ingress
+	$(NEEDS_ONESHELL)
 	if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then
 	  echo "kind cluster $(KIND_CLUSTER) exists"
 	else
@@ -189,6 +194,7 @@ kind-up: ## Create the kind cluster if absent, install the pinned Contour, wait 
 
 .PHONY: kind-load
 kind-load: image ## Load the images into kind (via an archive: works with containerd's image store)
+	$(NEEDS_ONESHELL)
 	mkdir -p bin
 	archive=$(CURDIR)/bin/images-$(TAG).tar
 	docker save -o "$$archive" $(addsuffix :$(TAG),$(IMAGES))
@@ -201,6 +207,7 @@ manifests: ## Render the kind overlay with the images tagged TAG into DEPLOY_DIR
 
 .PHONY: deploy
 deploy: kind-load manifests ## Build, load and apply everything at TAG; wait for the rollouts
+	$(NEEDS_ONESHELL)
 	$(KUBECTL) apply -k $(DEPLOY_DIR)
 	$(KUBECTL) -n $(NAMESPACE) rollout status statefulset/nats --timeout=300s
 	for app in $(APPS); do
@@ -215,6 +222,7 @@ scale: ## Scale a deployment: make scale APP=worker REPLICAS=3
 
 .PHONY: rollout-check
 rollout-check: ## Load /pingpong (GET and POST) through the ingress while pingapi rolls; fails on any failed request
+	$(NEEDS_ONESHELL)
 	go build -o bin/rolloutcheck ./tools/rolloutcheck
 	# Two loads, each until stopped: the slow-path ping and job publishing.
 	bin/rolloutcheck -url $(INGRESS_URL)/pingpong/ping -want-body Pong >bin/rollout-get.txt & get=$$!
@@ -250,6 +258,10 @@ kind-down: ## Delete the kind cluster
 ##@ Template
 
 .PHONY: rename
-rename: ## Give a clone its own module path and image names: make rename MODULE=example.com/you/svc
+rename: ## Give a clone its own module path and name (PROJECT): make rename MODULE=example.com/you/svc [NAME=svc]
 	$(if $(MODULE),,$(error set MODULE, e.g. make rename MODULE=example.com/you/svc))
-	go run ./tools/rename $(MODULE)
+	go run ./tools/rename $(MODULE) $(NAME)
+
+.PHONY: strip-example
+strip-example: ## Remove the example app (internal/example, *_example*.go, example:begin/end blocks)
+	go run ./tools/strip

@@ -81,11 +81,18 @@ func GitCommit(tb testing.TB, dir string) {
 }
 
 // Go runs the go command with args in dir, outside any workspace, and fails
-// the test with its output on an error. Flags as the main tree's builds use
-// (no -trimpath), so the copy reuses their cached dependencies.
+// the test with its output on an error.
 func Go(tb testing.TB, dir string, args ...string) string {
 	tb.Helper()
 	return Run(tb, dir, "go", args...)
+}
+
+// Env is the environment for go commands in a copy: no workspace, and
+// -trimpath, which keeps the copy's temporary directory out of the build
+// cache's keys, so a copy identical to the last run's reuses its builds and
+// test results, and a copy that changed a few packages rebuilds only those.
+func Env() []string {
+	return append(os.Environ(), "GOWORK=off", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -trimpath"))
 }
 
 // Run runs name with args in dir and returns its combined output; an error
@@ -94,7 +101,7 @@ func Run(tb testing.TB, dir, name string, args ...string) string {
 	tb.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Env = Env()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		tb.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
