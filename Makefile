@@ -157,6 +157,14 @@ clean: ## Remove bin/ (binaries, rendered manifests) and data/ (make run's embed
 rollout-sim: ## Simulate a rolling update in-process and check nothing is dropped
 	go test -count=1 -run TestRollout -v ./internal/rollout/
 
+.PHONY: rollout-proxies
+rollout-proxies: ## Roll pingapi behind real nginx and HAProxy under POST/GET load; print the figures
+	# Needs nginx and haproxy (Debian: apt-get install nginx-light haproxy).
+	# ROLLOUT_PINGAPI=path measures another pingapi build; ROLLOUT_PROXY_POSTS
+	# sets the POSTs of the D > L cases (default 20000).
+	go test -count=1 -timeout 10m -run TestProxyRollout -v ./internal/rollout/ 2>&1 \
+	  | grep -Ev '^ +[0-9]{4}/[0-9]{2}/[0-9]{2} |^ +\[(WARNING|NOTICE|ALERT)\]'
+
 ##@ Images
 
 .PHONY: linux-binaries
