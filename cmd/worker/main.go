@@ -60,12 +60,16 @@ func run(ctx context.Context, args []string, environ func() []string, stdout, st
 	if len(args) > 0 && args[0] == "publish" {
 		return publish(ctx, args[1:], environ(), stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "dlq" {
+		return dlq(ctx, args[1:], environ(), stdout, stderr)
+	}
 	return host.Main(ctx, args, environ, stderr, program())
 }
 
 const subcommands = `
 Subcommands:
   worker publish [--count N] [--url URL] SUBJECT [PAYLOAD]   publish test jobs or changes (publish --help)
+  worker dlq list | replay (--all | ID...)                   inspect and replay dead letters (dlq --help)
   worker version                                             print the version
 `
 
@@ -103,7 +107,7 @@ func build(h *host.Host, cfg config) error {
 	}
 	// One line per job type.
 	// example:begin
-	q.Handle("jobs.ping", jobs.Ping)
+	q.Handle("jobs.ping", jobs.PingUpTo(cfg.Example.PingMaxWork))
 	// example:end
 
 	cm, err := changefeed.NewMetrics(reg, qm)
@@ -122,9 +126,11 @@ func build(h *host.Host, cfg config) error {
 	}
 
 	r, err := web.NewRouter(web.RouterOptions{
-		Logger:   log,
-		Registry: reg,
-		Lifetime: lt,
+		Logger:      log,
+		Registry:    reg,
+		Lifetime:    lt,
+		ReadTimeout: cfg.HTTP.ReadTimeout,
+		MaxInFlight: cfg.HTTP.MaxInFlight,
 		Checks: []web.Check{
 			{Name: "nats", Probe: ready(eng.Ready)},
 			{Name: "queue", Probe: ready(q.Ready)},
@@ -135,7 +141,7 @@ func build(h *host.Host, cfg config) error {
 		return fmt.Errorf("router: %w", err)
 	}
 
-	h.Add("http", host.NewHTTPServer(cfg.Addr, r, lt, log))
+	h.Add("http", host.NewHTTPServer(cfg.HTTP.Addr, r, lt, log))
 	h.Add("nats", eng)
 	h.Add("queue", q)
 	h.Add("changefeed", cf)

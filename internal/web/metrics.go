@@ -47,6 +47,7 @@ type Metrics struct {
 type seriesKey struct {
 	method, route string
 	code          int
+	fault         string // replaces code in the label when set
 }
 
 type series struct {
@@ -86,25 +87,33 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // Middleware records every request it wraps. Put it outside Recover so a
-// panic is counted as the 500 it became.
+// panic is counted as the 500 it became. It records in a deferred call, so
+// a response aborted by a panic after its header (re-panicked by Recover)
+// is counted too, with code="panic"; a request cut off by the shutdown
+// timeout has code="shutdown_timeout".
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.inFlight.Inc()
-		defer m.inFlight.Dec()
 		o := observe(w, r)
+		defer func() {
+			m.inFlight.Dec()
+			s := m.series(r.Method, o.routePattern(), o.finalStatus(), o.fault())
+			s.requests.Inc()
+			s.duration.Observe(time.Since(o.start).Seconds())
+		}()
 		next.ServeHTTP(o, r)
-		s := m.series(r.Method, o.routePattern(), o.finalStatus())
-		s.requests.Inc()
-		s.duration.Observe(time.Since(o.start).Seconds())
 	})
 }
 
-func (m *Metrics) series(method, route string, code int) *series {
-	k := seriesKey{methodLabel(method), route, code}
+func (m *Metrics) series(method, route string, code int, fault string) *series {
+	k := seriesKey{methodLabel(method), route, code, fault}
 	if s, ok := m.cache.Load(k); ok {
 		return s.(*series)
 	}
 	c := strconv.Itoa(code)
+	if fault != "" {
+		c = fault
+	}
 	s, _ := m.cache.LoadOrStore(k, &series{
 		requests: m.requests.WithLabelValues(k.method, route, c),
 		duration: m.duration.WithLabelValues(k.method, route, c),
