@@ -29,8 +29,7 @@ APPS ?= $(sort $(notdir $(patsubst %/,%,$(wildcard cmd/*/))))
 # Every binary listens on its own HTTP port: its http.addr default, declared
 # once in cmd/APP (cfg.HTTP.Declare(c, ":8080", ...), or a "http.addr" key
 # with a default); the image EXPOSEs it, the Deployment names it.
-port = $(shell sed -n -e 's/.*"http\.addr", *"[^"]*:\([0-9][0-9]*\)".*/\1/p' \
-  -e 's/.*HTTP\.Declare(c, *"[^"]*:\([0-9][0-9]*\)".*/\1/p' cmd/$(1)/*.go | head -n 1)
+port = $(shell sed -n -e 's/.*"http\.addr", *"[^"]*:\([0-9][0-9]*\)".*/\1/p' -e 's/.*HTTP\.Declare.c, *"[^"]*:\([0-9][0-9]*\)".*/\1/p' cmd/$(1)/*.go | head -n 1)
 
 # The project's one name: the images' repository (hostkit/pingapi), the kind
 # cluster and the namespace. make rename sets it, in the manifests too, to
