@@ -139,10 +139,14 @@ func copyRepo(tb testing.TB) string {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
-			if skip[rel] {
+		// In a git worktree .git is a file naming the real repository.
+		if skip[rel] {
+			if d.IsDir() {
 				return filepath.SkipDir
 			}
+			return nil
+		}
+		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
 		}
 		if !d.Type().IsRegular() {

@@ -42,10 +42,15 @@ func Copy(tb testing.TB, root string) string {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
-			if skip[rel] {
+		// In a git worktree .git is a file naming the real repository:
+		// copied, it would make git commands in the copy act on that one.
+		if skip[rel] {
+			if d.IsDir() {
 				return filepath.SkipDir
 			}
+			return nil
+		}
+		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
 		}
 		if !d.Type().IsRegular() {
