@@ -76,6 +76,9 @@ func Copy(tb testing.TB, root string) string {
 // of a fresh clone.
 func GitCommit(tb testing.TB, dir string) {
 	tb.Helper()
+	if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+		tb.Fatalf("%s has a .git already: git would commit to that repository", dir)
+	}
 	for _, args := range [][]string{
 		{"init", "-q"},
 		{"add", "-A"},
