@@ -12,6 +12,7 @@ import (
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/ping"
+	"github.com/hostkit/hostkit/internal/telemetry"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -24,9 +25,10 @@ func main() {
 
 // config holds pingapi's own keys.
 type config struct {
-	Addr     string
-	MaxDelay time.Duration
-	NATSURL  string
+	Addr      string
+	MaxDelay  time.Duration
+	NATSURL   string
+	Telemetry telemetry.Config
 }
 
 func program() host.Program {
@@ -38,14 +40,23 @@ func program() host.Program {
 			c.String(&cfg.Addr, "http.addr", ":8080", "HTTP listen address")
 			c.Duration(&cfg.MaxDelay, "ping.max_delay", ping.DefaultMaxDelay, "longest ?delay= a ping may ask for")
 			c.String(&cfg.NATSURL, "nats.url", "nats://127.0.0.1:4222", "NATS server that receives jobs")
+			cfg.Telemetry.Declare(c)
 		},
-		Build: func(h *host.Host) error { return build(h, cfg) },
+		LogHandler: telemetry.LogHandler,
+		Build:      func(h *host.Host) error { return build(h, cfg) },
 	}
 }
 
 func build(h *host.Host, cfg config) error {
 	log, lt := h.Logger(), h.Lifetime()
-	r, err := web.NewRouter(web.RouterOptions{Logger: log, Registry: web.NewRegistry(), Lifetime: lt})
+	// First, so it stops last: the spans of the last requests are flushed.
+	tr, err := telemetry.Add(h, "pingapi", cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	r, err := web.NewRouter(web.RouterOptions{
+		Logger: log, Registry: web.NewRegistry(), Lifetime: lt, TracerProvider: tr.TracerProvider(),
+	})
 	if err != nil {
 		return err
 	}

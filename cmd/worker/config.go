@@ -7,6 +7,7 @@ import (
 	"github.com/hostkit/hostkit/internal/engine"
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/telemetry"
 )
 
 // config holds the worker's own keys, bound to the settings of the packages
@@ -16,6 +17,7 @@ type config struct {
 	Engine     engine.Config
 	Queue      queue.Config
 	ChangeFeed changefeed.Config
+	Telemetry  telemetry.Config
 }
 
 // declare declares every worker key on c, with the packages' defaults, and
@@ -25,6 +27,7 @@ func (cfg *config) declare(c *host.Config) {
 	cfg.declareEngine(c)
 	cfg.declareQueue(c)
 	cfg.declareChangeFeed(c)
+	cfg.Telemetry.Declare(c)
 	c.Check(func() error {
 		// One key, two packages: the change feed replicates like the queue.
 		cfg.ChangeFeed.Replicas = cfg.Engine.Replicas

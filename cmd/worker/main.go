@@ -45,6 +45,7 @@ import (
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/jobs"
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/telemetry"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -75,8 +76,9 @@ func program() host.Program {
 		Name:    "worker",
 		Version: version,
 		Config:  cfg.declare,
-		Usage:   subcommands,
-		Build:   func(h *host.Host) error { return build(h, cfg) },
+		Usage:      subcommands,
+		LogHandler: telemetry.LogHandler,
+		Build:      func(h *host.Host) error { return build(h, cfg) },
 	}
 }
 
@@ -88,6 +90,11 @@ func program() host.Program {
 func build(h *host.Host, cfg config) error {
 	log, lt := h.Logger(), h.Lifetime()
 	reg := web.NewRegistry()
+	// First, so it stops last: the spans of the last jobs are flushed.
+	tr, err := telemetry.Add(h, "worker", cfg.Telemetry)
+	if err != nil {
+		return err
+	}
 
 	eng, err := engine.New(cfg.Engine, log)
 	if err != nil {
@@ -103,6 +110,7 @@ func build(h *host.Host, cfg config) error {
 	}
 	// One line per job type.
 	q.Handle("jobs.ping", jobs.Ping)
+	q.SetTracerProvider(tr.TracerProvider())
 
 	cm, err := changefeed.NewMetrics(reg, qm)
 	if err != nil {
@@ -112,11 +120,13 @@ func build(h *host.Host, cfg config) error {
 	if err != nil {
 		return &host.ConfigError{Err: err}
 	}
+	cf.SetTracerProvider(tr.TracerProvider())
 
 	r, err := web.NewRouter(web.RouterOptions{
-		Logger:   log,
-		Registry: reg,
-		Lifetime: lt,
+		Logger:         log,
+		Registry:       reg,
+		Lifetime:       lt,
+		TracerProvider: tr.TracerProvider(),
 		Checks: []web.Check{
 			{Name: "nats", Probe: ready(eng.Ready)},
 			{Name: "queue", Probe: ready(q.Ready)},

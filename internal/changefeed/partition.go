@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hostkit/hostkit/internal/telemetry"
 )
 
 // Change is one change delivered to a Handler.
@@ -96,7 +98,9 @@ func (pr *Processor) handle(ctx context.Context, p int, msg jetstream.Msg) {
 		return
 	}
 	c := Change{Key: keyOf(msg.Subject()), Partition: p, Data: msg.Data(), Seq: meta.Sequence.Stream}
+	ctx, span := pr.startSpan(ctx, msg, c, int(meta.NumDelivered))
 	err = pr.call(ctx, c)
+	defer telemetry.EndConsume(span, err)
 	switch {
 	case err == nil:
 		pr.metrics.countProcessed(p, resultOK)
@@ -106,7 +110,7 @@ func (pr *Processor) handle(ctx context.Context, p int, msg jetstream.Msg) {
 		err = msg.Nak()
 	default:
 		pr.metrics.countProcessed(p, resultRetry)
-		pr.log.Warn("change handler failed; retrying", "partition", p, "key", c.Key, "seq", c.Seq,
+		pr.log.WarnContext(ctx, "change handler failed; retrying", "partition", p, "key", c.Key, "seq", c.Seq,
 			"delivery", meta.NumDelivered, "retry_in", pr.cfg.RetryDelay, "err", err)
 		err = msg.NakWithDelay(pr.cfg.RetryDelay)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // releaseGrace is the time Stop allows itself to release the leases when its
@@ -27,6 +28,7 @@ type Processor struct {
 	handler Handler
 	metrics *Metrics
 	log     *slog.Logger
+	tracer  trace.Tracer // nil: no spans
 
 	// Set by Start, then read-only.
 	base      context.Context // of the partition workers: Start's values, not its cancellation

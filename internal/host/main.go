@@ -28,6 +28,9 @@ type Program struct {
 	// Signals replaces the process's signals, for tests that run Main
 	// in-process. Nil means the real ones.
 	Signals SignalSource
+	// LogHandler, if set, wraps the handler of the logger Main makes, e.g.
+	// to add the active span's ids to every record.
+	LogHandler func(slog.Handler) slog.Handler
 }
 
 // HostConfig holds the keys every program has.
@@ -81,6 +84,9 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 	if err != nil { // unreachable: Choice validated both keys
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
+	}
+	if p.LogHandler != nil {
+		log = slog.New(p.LogHandler(log.Handler()))
 	}
 	log = log.With("app", p.Name)
 	logEffective(log, p, cfg)

@@ -9,6 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hostkit/hostkit/internal/telemetry"
 )
 
 // ErrUnavailable is wrapped into the errors of Publish when the engine cannot
@@ -54,12 +57,20 @@ func (p *Publisher) Publish(ctx context.Context, subject string, data []byte) er
 
 // PublishMsg is Publish for a message with headers. A Nats-Msg-Id header makes
 // the stream drop a repeat of the same message within its duplicate window.
+// When ctx carries a span, its W3C trace context is added to the headers.
 func (p *Publisher) PublishMsg(ctx context.Context, m *nats.Msg) error {
 	if err := ValidSubject(m.Subject); err != nil {
 		return err
 	}
 	if !p.nc.IsConnected() {
 		return fmt.Errorf("publish %s: %w: NATS connection %s", m.Subject, ErrUnavailable, strings.ToLower(p.nc.Status().String()))
+	}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		// The consumer's span continues the trace of the request that published.
+		if m.Header == nil {
+			m.Header = nats.Header{}
+		}
+		telemetry.Inject(ctx, m.Header)
 	}
 	if _, err := p.js.PublishMsg(ctx, m); err != nil {
 		if unavailable(err) {

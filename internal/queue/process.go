@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hostkit/hostkit/internal/telemetry"
 )
 
 // process runs one job and settles it: acknowledge, retry later or
@@ -42,39 +44,41 @@ func (p *Processor) process(m jetstream.Msg, keep *keeper) {
 		return
 	}
 
+	ctx, span := p.startSpan(msg)
 	keep.watch(m)
-	err = p.call(p.handlerCtx, r.handler, msg)
+	err = p.call(ctx, r.handler, msg)
 	keep.release()
-	p.settle(m, msg, r.count, err)
+	p.settle(ctx, m, msg, r.count, err)
+	telemetry.EndConsume(span, err)
 }
 
 // settle acknowledges, retries or dead-letters a job after its handler ran.
-func (p *Processor) settle(m jetstream.Msg, msg Message, count *counters, err error) {
+func (p *Processor) settle(ctx context.Context, m jetstream.Msg, msg Message, count *counters, err error) {
 	switch {
 	case err == nil:
 		// Logged before the acknowledgement: a crash in between shows up as
 		// a duplicate in the logs, never as a job done but not logged.
-		if p.log.Enabled(context.Background(), slog.LevelDebug) {
-			p.log.Debug("job done", "subject", msg.Subject, "seq", msg.Sequence, "attempt", msg.Attempt)
+		if p.log.Enabled(ctx, slog.LevelDebug) {
+			p.log.DebugContext(ctx, "job done", "subject", msg.Subject, "seq", msg.Sequence, "attempt", msg.Attempt)
 		}
 		if ackErr := m.Ack(); ackErr != nil {
-			p.log.Warn("acknowledge job", "subject", msg.Subject, "seq", msg.Sequence, "err", ackErr)
+			p.log.WarnContext(ctx, "acknowledge job", "subject", msg.Subject, "seq", msg.Sequence, "err", ackErr)
 		}
 		count.ok.Inc()
 	case p.handlerCtx.Err() != nil:
 		// Stop gave up waiting and cancelled the handler: not the job's fault.
 		p.requeue(m)
 		count.requeued.Inc()
-		p.log.Warn("job interrupted by shutdown; handed back", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
+		p.log.WarnContext(ctx, "job interrupted by shutdown; handed back", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
 	case IsPermanent(err) || msg.Attempt >= p.cfg.MaxDeliver:
 		p.deadLetter(m, msg, count, err)
 	default:
 		delay := p.cfg.backoff(msg.Attempt)
 		if nakErr := m.NakWithDelay(delay); nakErr != nil {
-			p.log.Warn("schedule retry", "subject", msg.Subject, "seq", msg.Sequence, "err", nakErr)
+			p.log.WarnContext(ctx, "schedule retry", "subject", msg.Subject, "seq", msg.Sequence, "err", nakErr)
 		}
 		count.retry.Inc()
-		p.log.Warn("job failed; will retry", "subject", msg.Subject, "seq", msg.Sequence,
+		p.log.WarnContext(ctx, "job failed; will retry", "subject", msg.Subject, "seq", msg.Sequence,
 			"attempt", msg.Attempt, "max_deliver", p.cfg.MaxDeliver, "retry_in", delay, "err", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hostkit/hostkit/internal/engine"
 )
@@ -36,6 +37,7 @@ type Processor struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	handlers map[string]Handler
+	tracer   trace.Tracer // nil: no spans
 
 	// Set by Start, read-only afterwards.
 	routes    map[string]route

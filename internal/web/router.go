@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hostkit/hostkit/internal/host"
 )
@@ -39,11 +40,14 @@ type RouterOptions struct {
 	Lifetime     *host.Lifetime       // drives /healthz/ready and host_state
 	Checks       []Check              // extra readiness checks
 	MaxBodyBytes int64                // 0 means DefaultMaxBodyBytes
+	// TracerProvider, if set, makes every request a SERVER span (Trace). Nil
+	// means no tracing, at no cost per request.
+	TracerProvider trace.TracerProvider
 }
 
 // NewRouter returns a router with the shared middleware, the health and
 // metrics routes, and problem+json answers for unknown routes and methods.
-// Middleware order, outermost first: request id, access log, metrics,
+// Middleware order, outermost first: tracing (if on), request id, access log, metrics,
 // recover, body limit — so the log and the metrics see the 500 a panic became.
 func NewRouter(opts RouterOptions) (*chi.Mux, error) {
 	if opts.Logger == nil || opts.Registry == nil || opts.Lifetime == nil {
@@ -62,6 +66,10 @@ func NewRouter(opts RouterOptions) (*chi.Mux, error) {
 	}
 
 	r := chi.NewRouter()
+	if opts.TracerProvider != nil {
+		// Outermost, so the access log line carries the span's ids.
+		r.Use(Trace(opts.TracerProvider))
+	}
 	r.Use(
 		RequestID,
 		AccessLog(opts.Logger, LivePath, ReadyPath, MetricsPath),
