@@ -73,9 +73,9 @@ Subcommands:
 func program() host.Program {
 	var cfg config
 	return host.Program{
-		Name:    "worker",
-		Version: version,
-		Config:  cfg.declare,
+		Name:       "worker",
+		Version:    version,
+		Config:     cfg.declare,
 		Usage:      subcommands,
 		LogHandler: telemetry.LogHandler,
 		Build:      func(h *host.Host) error { return build(h, cfg) },
