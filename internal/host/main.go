@@ -80,7 +80,14 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return ExitCode(err)
 	}
-	log, err := NewLogger(stderr, hc.LogLevel, hc.LogFormat)
+	logOut := stderr
+	if !isTerminal(stderr) {
+		// Off the request path: one write per batch of lines, not per line.
+		aw := NewAsyncWriter(stderr, DefaultLogBuffer)
+		defer flushLog(aw)
+		logOut = aw
+	}
+	log, err := NewLogger(logOut, hc.LogLevel, hc.LogFormat)
 	if err != nil { // unreachable: Choice validated both keys
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
@@ -117,6 +124,16 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 		return code
 	}
 	return ExitOK
+}
+
+// LogFlushTimeout bounds the final flush of the log when Main returns: a log
+// sink that stopped reading must not keep the process from exiting.
+const LogFlushTimeout = 5 * time.Second
+
+func flushLog(aw *AsyncWriter) {
+	ctx, cancel := context.WithTimeout(context.Background(), LogFlushTimeout)
+	defer cancel()
+	_ = aw.Close(ctx) // nowhere left to report a failing log
 }
 
 func logEffective(log *slog.Logger, p Program, cfg *Config) {
