@@ -104,6 +104,9 @@ func build(h *host.Host, cfg config) error {
 	if err != nil {
 		return err
 	}
+	if err := reg.Register(queue.NewBacklogCollector(eng.JetStream)); err != nil {
+		return err
+	}
 	q, err := queue.New(eng, cfg.Queue, log, qm)
 	if err != nil {
 		return &host.ConfigError{Err: err}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,24 +140,36 @@ func methodName(i int) string {
 
 // stateCollector exports the host's lifecycle state as one series per state,
 // 1 for the current one and 0 for the others, so a dashboard can plot
-// host_state{state="shutdown_requested"} == 1 during a rollout.
+// host_state{state="shutdown_requested"} == 1 during a rollout; and how long
+// the stop sequence has been running, which a service that keeps /metrics
+// up while it drains (the worker) reports until the end.
 type stateCollector struct {
-	lt   *host.Lifetime
-	desc *prometheus.Desc
+	lt         *host.Lifetime
+	desc       *prometheus.Desc
+	stopping   *prometheus.Desc
+	stoppingAt atomic.Int64 // unix nanoseconds; 0 until the application stops
 }
 
-// NewStateCollector returns a collector for lt's state as host_state{state}.
-// It reads the state at scrape time, so it is never stale.
+// NewStateCollector returns a collector for lt's state as host_state{state}
+// and host_stopping_seconds. It reads the state at scrape time, so it is
+// never stale.
 func NewStateCollector(lt *host.Lifetime) prometheus.Collector {
-	return &stateCollector{
+	c := &stateCollector{
 		lt: lt,
 		desc: prometheus.NewDesc("host_state",
 			"Lifecycle state of the host: 1 for the current state, 0 for the others.",
 			[]string{"state"}, nil),
+		stopping: prometheus.NewDesc("host_stopping_seconds",
+			"Seconds since the application began stopping (draining); 0 before.", nil, nil),
 	}
+	lt.OnStopping(func() { c.stoppingAt.Store(time.Now().UnixNano()) })
+	return c
 }
 
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.stopping
+}
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	current := c.lt.State()
@@ -167,4 +180,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, s.String())
 	}
+	var took float64
+	if at := c.stoppingAt.Load(); at != 0 {
+		took = time.Since(time.Unix(0, at)).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(c.stopping, prometheus.GaugeValue, took)
 }
