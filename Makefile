@@ -49,6 +49,9 @@ CONTOUR_VERSION := v1.33.6
 CONTOUR_MANIFEST := https://raw.githubusercontent.com/projectcontour/contour/$(CONTOUR_VERSION)/examples/render/contour.yaml
 # Where `make manifests` renders the overlay that carries the image tags.
 DEPLOY_DIR ?= bin/deploy
+# The overlay under deploy/ that make deploy applies; observability/kind adds
+# an OpenTelemetry Collector and Jaeger (README: Observability).
+OVERLAY ?= manifests/overlays/kind
 INGRESS_URL ?= http://localhost:8081
 # rollout-check: the load runs until the rollout is done plus this many
 # seconds, so the last old pod's shutdown delay and drain are under load too.
@@ -177,7 +180,7 @@ kind-load: image ## Load the images into kind (via an archive: works with contai
 
 .PHONY: manifests
 manifests: ## Render the kind overlay with the images tagged TAG into DEPLOY_DIR
-	bash deploy/render-overlay.sh $(DEPLOY_DIR) $(TAG) $(IMAGES)
+	OVERLAY=$(OVERLAY) bash deploy/render-overlay.sh $(DEPLOY_DIR) $(TAG) $(IMAGES)
 
 .PHONY: deploy
 deploy: kind-load manifests ## Build, load and apply everything at TAG; wait for the rollouts

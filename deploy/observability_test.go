@@ -1,10 +1,13 @@
 package deploy_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -109,6 +112,74 @@ func TestAlertRulesPassPromtool(t *testing.T) {
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("promtool %v: %v\n%s", args, err, out)
+		}
+	}
+}
+
+// tracingOverlay is the kind overlay plus the tracing component.
+const tracingOverlay = "deploy/observability/kind"
+
+func TestTracingOverlayPointsBothServicesAtTheCollector(t *testing.T) {
+	objs := render(t, tracingOverlay)
+	for _, name := range []string{"otel-collector", "jaeger"} {
+		d := objs.deployment(t, name)
+		for _, c := range d.Spec.Template.Spec.Containers {
+			checkContainerSecurity(t, &c)
+			if !regexp.MustCompile(`:[0-9]+\.[0-9]+\.[0-9]+$`).MatchString(c.Image) {
+				t.Errorf("%s image %q: want a pinned version", name, c.Image)
+			}
+		}
+	}
+	collector, ok := objs.services["otel-collector"]
+	if !ok {
+		t.Fatal("no otel-collector Service")
+	}
+	httpPort := int32(0)
+	for _, p := range collector.Spec.Ports {
+		if p.Name == "otlp-http" {
+			httpPort = p.Port
+		}
+	}
+	want := fmt.Sprintf("http://otel-collector:%d", httpPort)
+	for _, app := range appContainers {
+		c := container(t, &objs.deployment(t, app).Spec.Template.Spec, app)
+		got := ""
+		for _, e := range c.Env {
+			if e.Name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+				got = e.Value
+			}
+		}
+		if got != want {
+			t.Errorf("%s OTEL_EXPORTER_OTLP_ENDPOINT = %q, want %q", app, got, want)
+		}
+	}
+	// The collector forwards to the Jaeger Service's OTLP port.
+	var cfg struct {
+		Exporters map[string]struct {
+			Endpoint string `json:"endpoint"`
+		} `json:"exporters"`
+	}
+	if err := yaml.Unmarshal([]byte(objs.configMaps["otel-collector"].Data["config.yaml"]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	jaegerOTLP := ""
+	for _, p := range objs.services["jaeger"].Spec.Ports {
+		if p.Name == "otlp-grpc" {
+			jaegerOTLP = fmt.Sprintf("jaeger:%d", p.Port)
+		}
+	}
+	if got := cfg.Exporters["otlp/jaeger"].Endpoint; got == "" || got != jaegerOTLP {
+		t.Errorf("collector exports to %q, want the jaeger Service %q", got, jaegerOTLP)
+	}
+}
+
+func TestKindOverlayStaysWithoutTracing(t *testing.T) {
+	objs := render(t, kindOverlay)
+	for _, app := range appContainers {
+		for _, e := range container(t, &objs.deployment(t, app).Spec.Template.Spec, app).Env {
+			if strings.HasPrefix(e.Name, "OTEL_") {
+				t.Errorf("%s sets %s without the tracing component", app, e.Name)
+			}
 		}
 	}
 }
