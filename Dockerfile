@@ -21,7 +21,7 @@ ARG REVISION=unknown
 # Where the source lives; the Makefile derives it from the module path.
 ARG SOURCE=https://github.com/hostkit/hostkit
 ARG PORT=8080
-ARG GO_VERSION=1.26.8
+ARG GO_VERSION=1.27.3
 
 # "local" comes first because the classic builder runs every stage above the
 # requested target; first, it never touches the golang or distroless images.

@@ -14,6 +14,11 @@ SHELL := bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-builtin-rules
 
+# The Go release every build, test and image uses (go.mod's toolchain line;
+# the go command fetches it through the module proxy on first use). A
+# machine's own Go may be older and have known vulnerabilities.
+export GOTOOLCHAIN := go1.27.3
+
 # Every directory under cmd/ is a service with an image of its own; tools
 # live under tools/. A new service needs no change here.
 APPS ?= $(sort $(notdir $(patsubst %/,%,$(wildcard cmd/*/))))
@@ -38,9 +43,11 @@ SOURCE = https://$(shell go list -m)
 LDFLAGS = -s -w -X main.version=$(TAG)
 
 KIND_CLUSTER ?= hostkit
-# kind at the version in go.mod (a `tool` there), the one whose node image
-# deploy/kind/cluster.yaml pins; set KIND=kind to use an installed one.
-KIND ?= go tool kind
+# kind at the version in deploy/go.mod (a `tool` there, so the services'
+# go.mod does not carry it), the one whose node image deploy/kind/cluster.yaml
+# pins; set KIND=kind to use an installed one. It runs in deploy/, so the
+# paths given to it are absolute.
+KIND ?= go -C deploy tool kind
 KUBECTL := kubectl --context kind-$(KIND_CLUSTER)
 NAMESPACE := hostkit
 # Contour, the ingress controller (deploy/README.md says why): its quickstart
@@ -65,6 +72,10 @@ PINGAPI_FLAGS ?=
 # Where make run's embedded NATS listens and pingapi publishes.
 NATS_ADDR ?= 127.0.0.1:4222
 REPLICAS ?=
+# make bench-http: extra benchhttp flags (-rounds 9 -duration 3s), and a git
+# ref whose pingapi to compare with (BENCH_BASE=main: this build vs that one).
+BENCH_FLAGS ?=
+BENCH_BASE ?=
 
 STATICCHECK_VERSION := v0.8.2
 GOVULNCHECK_VERSION := v1.9.0
@@ -93,6 +104,8 @@ build: ## Build every command under cmd/ into bin/
 .PHONY: test
 test: ## Run every test once (go test ./...), container and manifest tests included, and the host's with -race
 	go test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	# The deploy files' tests are a module of their own (deploy/go.mod).
+	go -C deploy test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./internal/host/...
 
 .PHONY: test-race
@@ -104,6 +117,7 @@ lint: ## gofmt, go vet, staticcheck and govulncheck (pinned, fetched by go run)
 	unformatted=$$(gofmt -l $$(go list -f '{{.Dir}}' ./...))
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
+	go -C deploy vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
 
@@ -133,9 +147,38 @@ run: ## Run worker (embedded NATS on NATS_ADDR, 127.0.0.1:4222) and pingapi (:80
 	[ -z "$$pingapi" ] || { wait $$pingapi || status=$$?; }
 	exit $$status
 
+.PHONY: bench-http
+bench-http: ## wrk on GET /pingpong/ping: pingapi (default config, log to a file) vs bare net/http, tracing on vs off
+	command -v wrk >/dev/null || { sudo=$$(command -v sudo || true); $$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk; }
+	go build -o bin/ ./cmd/pingapi ./tools/benchhttp
+	base=
+	if [ -n "$(BENCH_BASE)" ]; then
+	  src=$$(mktemp -d); trap 'rm -rf "$$src"' EXIT
+	  git archive "$(BENCH_BASE)" | tar -x -C "$$src"
+	  (cd "$$src" && go build -o "$(CURDIR)/bin/pingapi-base" ./cmd/pingapi)
+	  base="-base bin/pingapi-base"
+	fi
+	bin/benchhttp -bin bin/pingapi -path /pingpong/ping -traced $$base $(BENCH_FLAGS)
+
+.PHONY: promtool
+promtool: ## Build promtool from the Go module proxy into bin/ (for the alert rules' tests)
+	bash deploy/observability/promtool.sh
+
+.PHONY: test-rules
+test-rules: promtool ## Check and unit-test the Prometheus alerting rules with promtool
+	go -C deploy test -count=1 -run 'TestAlertRulesPassPromtool|TestPrometheusRule' -v .
+
 .PHONY: rollout-sim
 rollout-sim: ## Simulate a rolling update in-process and check nothing is dropped
 	go test -count=1 -run TestRollout -v ./internal/rollout/
+
+.PHONY: rollout-proxies
+rollout-proxies: ## Roll pingapi behind real nginx and HAProxy under POST/GET load; print the figures
+	# Needs nginx and haproxy (Debian: apt-get install nginx-light haproxy).
+	# ROLLOUT_PINGAPI=path measures another pingapi build; ROLLOUT_PROXY_POSTS
+	# sets the POSTs of the D > L cases (default 20000).
+	go test -count=1 -timeout 10m -run TestProxyRollout -v ./internal/rollout/ 2>&1 \
+	  | grep -Ev '^ +[0-9]{4}/[0-9]{2}/[0-9]{2} |^ +\[(WARNING|NOTICE|ALERT)\]'
 
 ##@ Images
 
@@ -162,7 +205,7 @@ kind-up: ## Create the kind cluster if absent, install the pinned Contour, wait 
 	if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then
 	  echo "kind cluster $(KIND_CLUSTER) exists"
 	else
-	  $(KIND) create cluster --name $(KIND_CLUSTER) --config deploy/kind/cluster.yaml --wait 180s
+	  $(KIND) create cluster --name $(KIND_CLUSTER) --config $(CURDIR)/deploy/kind/cluster.yaml --wait 180s
 	fi
 	$(KUBECTL) apply -f $(CONTOUR_MANIFEST)
 	$(KUBECTL) -n projectcontour patch daemonset envoy --type strategic --patch-file deploy/kind/contour-envoy.patch.yaml
@@ -173,7 +216,7 @@ kind-up: ## Create the kind cluster if absent, install the pinned Contour, wait 
 .PHONY: kind-load
 kind-load: image ## Load the images into kind (via an archive: works with containerd's image store)
 	mkdir -p bin
-	archive=bin/images-$(TAG).tar
+	archive=$(CURDIR)/bin/images-$(TAG).tar
 	docker save -o "$$archive" $(addsuffix :$(TAG),$(IMAGES))
 	$(KIND) load image-archive --name $(KIND_CLUSTER) "$$archive"
 	rm -f "$$archive"

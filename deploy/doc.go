@@ -10,7 +10,11 @@
 //   - binaries_test.go starts the real pingapi and worker with the manifests'
 //     environment and GETs every probe path the manifests name;
 //   - kind_test.go checks the kind cluster and the Contour patch;
-//   - makefile_test.go runs make (dry runs, help, manifests rendering);
-//   - container_test.go builds the images from the Dockerfile and checks
-//     that the containers stop gracefully on SIGTERM and keep their jobs.
+//   - makefile_test.go runs make (dry runs, help, manifests rendering).
+//
+// This directory is a Go module of its own (go.mod here), so that the
+// Kubernetes, kustomize and kind libraries these tests and `make kind-up`
+// need stay out of the services' go.mod. tools/render prints a rendered
+// kustomization as JSON for tests outside this module. The container image
+// tests run the services and live in the root module (internal/imagetest).
 package deploy

@@ -84,7 +84,8 @@ func TestMakeKindUpDeployRolloutCheckDryRun(t *testing.T) {
 		images = append(images, container(t, &objs.deployment(t, app).Spec.Template.Spec, app).Image)
 	}
 	steps := []string{
-		"kind create cluster --name hostkit --config deploy/kind/cluster.yaml",
+		// kind runs in deploy/ (a tool of that module): absolute config path.
+		"kind create cluster --name hostkit --config " + filepath.Join(root, "deploy/kind/cluster.yaml"),
 		"kubectl --context kind-hostkit apply -f https://raw.githubusercontent.com/projectcontour/contour/v",
 		"-n projectcontour patch daemonset envoy --type strategic --patch-file deploy/kind/contour-envoy.patch.yaml",
 		"apply -f deploy/kind/ingressclass.yaml",

@@ -17,12 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
-	"sigs.k8s.io/yaml"
 )
 
 // The guide's new binary, and what `make run` and `worker publish` are for
@@ -86,7 +80,7 @@ func TestFollowTheGuide(t *testing.T) {
 	addr := hb.wait(t, "the HTTP server", func(r logRecord) bool {
 		return r["msg"] == "http server listening"
 	})["addr"].(string)
-	for _, probe := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe, c.LivenessProbe} {
+	for _, probe := range []*probe{c.StartupProbe, c.ReadinessProbe, c.LivenessProbe} {
 		if probe == nil || probe.HTTPGet == nil {
 			t.Fatalf("container %s lacks an HTTP probe: %+v", c.Name, c)
 		}
@@ -233,29 +227,33 @@ func buildApps(tb testing.TB, dir string, apps []string) map[string]string {
 }
 
 // renderDeployments builds the kind overlay in dir as `make deploy` does
+// (with the deploy module's render tool, so this module needs no kustomize)
 // and returns its Deployments by name. The guide's and the worker's must be
 // there.
-func renderDeployments(tb testing.TB, dir string) map[string]*appsv1.Deployment {
+func renderDeployments(tb testing.TB, dir string) map[string]*deployment {
 	tb.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(dir, "deploy/manifests/overlays/kind"))
+	cmd := exec.Command("go", "run", "./tools/render", "manifests/overlays/kind")
+	cmd.Dir = filepath.Join(dir, "deploy")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		tb.Fatalf("kustomize build: %v", err)
+		tb.Fatalf("render the kind overlay: %v\n%s", err, stderr.String())
 	}
-	deps := map[string]*appsv1.Deployment{}
-	for _, res := range resMap.Resources() {
-		if res.GetKind() != "Deployment" {
-			continue
+	var objs []json.RawMessage
+	if err := json.Unmarshal(out, &objs); err != nil {
+		tb.Fatalf("decode the rendered overlay: %v", err)
+	}
+	deps := map[string]*deployment{}
+	for _, raw := range objs {
+		var d deployment
+		if err := json.Unmarshal(raw, &d); err != nil {
+			tb.Fatalf("decode %s: %v", raw, err)
 		}
-		data, err := res.AsYAML()
-		if err != nil {
-			tb.Fatal(err)
+		if d.Kind == "Deployment" {
+			deps[d.Metadata.Name] = &d
 		}
-		var d appsv1.Deployment
-		if err := yaml.UnmarshalStrict(data, &d); err != nil {
-			tb.Fatalf("Deployment %s: %v\n%s", res.GetName(), err, data)
-		}
-		deps[d.Name] = &d
 	}
 	for _, name := range []string{newApp, "worker"} {
 		if deps[name] == nil {
@@ -265,15 +263,63 @@ func renderDeployments(tb testing.TB, dir string) map[string]*appsv1.Deployment 
 	return deps
 }
 
+// deployment is the part of a rendered apps/v1 Deployment the guide's test
+// reads.
+type deployment struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+	Spec struct {
+		Selector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"selector"`
+		Template struct {
+			Metadata struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
+			Spec struct {
+				Containers []container `json:"containers"`
+			} `json:"spec"`
+		} `json:"template"`
+	} `json:"spec"`
+}
+
+// container is the part of a pod's container the guide's test reads.
+type container struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+	Ports []struct {
+		Name          string `json:"name"`
+		ContainerPort int    `json:"containerPort"`
+	} `json:"ports"`
+	Env []struct {
+		Name      string          `json:"name"`
+		Value     string          `json:"value"`
+		ValueFrom json.RawMessage `json:"valueFrom"`
+	} `json:"env"`
+	StartupProbe   *probe `json:"startupProbe"`
+	ReadinessProbe *probe `json:"readinessProbe"`
+	LivenessProbe  *probe `json:"livenessProbe"`
+}
+
+// probe is an HTTP probe's path.
+type probe struct {
+	HTTPGet *struct {
+		Path string `json:"path"`
+	} `json:"httpGet"`
+}
+
 // checkDeployment checks that d runs the binary at bin the way the worker's
 // Deployment runs the worker, and returns its container. Names come from the
 // worker's, so that the check holds after tools/rename.
-func checkDeployment(tb testing.TB, d, worker *appsv1.Deployment, bin string) *corev1.Container {
+func checkDeployment(tb testing.TB, d, worker *deployment, bin string) *container {
 	tb.Helper()
-	if got, want := d.Namespace, worker.Namespace; got != want {
+	if got, want := d.Metadata.Namespace, worker.Metadata.Namespace; got != want {
 		tb.Errorf("namespace = %q, want the worker's, %q", got, want)
 	}
-	labels := d.Spec.Template.Labels
+	labels := d.Spec.Template.Metadata.Labels
 	for k, v := range d.Spec.Selector.MatchLabels {
 		if labels[k] != v {
 			tb.Errorf("selector %s=%s does not match the pod labels %v", k, v, labels)
@@ -316,7 +362,7 @@ func checkDeployment(tb testing.TB, d, worker *appsv1.Deployment, bin string) *c
 // deploymentEnv is the container's environment with literal values, as the
 // binary would see it in the pod, with overrides for running it here. Values
 // Kubernetes fills in (valueFrom) are left out.
-func deploymentEnv(tb testing.TB, c *corev1.Container, overrides map[string]string) []string {
+func deploymentEnv(tb testing.TB, c *container, overrides map[string]string) []string {
 	tb.Helper()
 	var env []string
 	for _, e := range c.Env {

@@ -9,9 +9,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/hostkit/hostkit/internal/example/ping"
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/natsclient"
-	"github.com/hostkit/hostkit/internal/ping"
 	"github.com/hostkit/hostkit/internal/telemetry"
 	"github.com/hostkit/hostkit/internal/web"
 )

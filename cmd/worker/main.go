@@ -42,8 +42,8 @@ import (
 
 	"github.com/hostkit/hostkit/internal/changefeed"
 	"github.com/hostkit/hostkit/internal/engine"
+	"github.com/hostkit/hostkit/internal/example/jobs"
 	"github.com/hostkit/hostkit/internal/host"
-	"github.com/hostkit/hostkit/internal/jobs"
 	"github.com/hostkit/hostkit/internal/queue"
 	"github.com/hostkit/hostkit/internal/telemetry"
 	"github.com/hostkit/hostkit/internal/web"

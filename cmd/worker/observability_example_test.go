@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/hostkit/hostkit/internal/rollout"
 )

@@ -37,13 +37,20 @@ const (
 //   - Start binds the listener before it returns, so a port in use fails the
 //     start (exit 1), then serves in a goroutine.
 //   - When the lifetime's ShutdownRequested closes (the termination signal,
-//     before any shutdown delay), keep-alives are turned off: every response
-//     from then on carries "Connection: close", so clients and proxies open
-//     new connections, which the load balancer sends elsewhere once it has
-//     seen readiness fail. New connections are still accepted meanwhile.
-//   - Stop stops accepting and waits for in-flight requests
-//     (http.Server.Shutdown) until ctx ends; then it closes what is left and
-//     returns an error naming it.
+//     before any shutdown delay), every response whose header is written
+//     from then on carries "Connection: close" (requests in flight at the
+//     signal included), so clients and proxies open new connections, which
+//     the load balancer sends elsewhere once it has seen readiness fail. No
+//     connection is closed at the signal: a connection closes right after a
+//     response that said so, and one that stays idle is closed by Stop. A
+//     pooling proxy (nginx upstream keepalive, HAProxy) may write a request
+//     on an idle connection at any instant and does not retry a POST that
+//     meets a closed one, so closing idle connections at the signal would
+//     fail requests. New connections are still accepted meanwhile.
+//   - Stop stops accepting, closes idle connections and waits for in-flight
+//     requests (http.Server.Shutdown) until ctx ends; then it closes what is
+//     left and returns an error naming it. By then, after the shutdown
+//     delay, the proxies have stopped sending here.
 //
 // Request contexts derive from a base context of the server's own, never
 // from the signal context: a termination signal must not cancel the requests
@@ -73,7 +80,7 @@ func NewHTTPServer(addr string, handler http.Handler, lt *Lifetime, log *slog.Lo
 	base, cancel := context.WithCancel(context.Background())
 	s := &HTTPServer{addr: addr, lt: lt, log: log, cancelRequests: cancel}
 	s.srv = &http.Server{
-		Handler:           s.requests.track(handler),
+		Handler:           s.requests.track(closeAfterShutdownRequest(lt.ShutdownRequested(), handler)),
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
@@ -99,7 +106,7 @@ func (s *HTTPServer) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	s.log.Info("http server listening", "addr", ln.Addr().String())
 	go s.serve(ln)
-	go s.closeKeepAlivesAtShutdown()
+	go s.logShutdownRequest()
 	return nil
 }
 
@@ -128,14 +135,13 @@ func (s *HTTPServer) serve(ln net.Listener) {
 	s.lt.StopApplication()
 }
 
-// closeKeepAlivesAtShutdown turns keep-alives off when the shutdown is
-// requested, which also closes idle connections, so pooled connections
-// move to instances that stay.
-func (s *HTTPServer) closeKeepAlivesAtShutdown() {
+// logShutdownRequest says when responses start to close their connections.
+// It does not call SetKeepAlivesEnabled(false): that also closes every idle
+// connection at once, under the feet of a proxy about to reuse one.
+func (s *HTTPServer) logShutdownRequest() {
 	select {
 	case <-s.lt.ShutdownRequested():
-		s.srv.SetKeepAlivesEnabled(false)
-		s.log.Info("shutdown requested: http keep-alives off, still serving")
+		s.log.Info("shutdown requested: responses say Connection: close, idle connections stay open, still serving")
 	case <-s.serveDone:
 	}
 }

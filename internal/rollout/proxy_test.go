@@ -118,3 +118,10 @@ func TestProxyRejectsBadBackends(t *testing.T) {
 		t.Error("adding a backend twice succeeded, want an error")
 	}
 }
+
+func mustAdd(t *testing.T, p *rollout.Proxy, url string) {
+	t.Helper()
+	if err := p.Add(url); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -4,8 +4,13 @@
 // proxy (Proxy) whose backends can be added and removed while it serves,
 // standing in for an ingress that learns of pod changes with some lag.
 //
-// The rollout simulation test drives real pingapi processes through the
-// proxy; tools/rolloutcheck points the same load generator at a real cluster.
+// Nginx and HAProxy run the real proxies, each from a directory of its own
+// on a free loopback port, with backends that change as an ingress's
+// endpoints do: pooling proxies that reuse idle keep-alive connections.
+//
+// The rollout simulation tests drive real pingapi processes through these
+// proxies; tools/rolloutcheck points the same load generator at a real
+// cluster.
 package rollout
 
 import (

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
-	"github.com/hostkit/hostkit/internal/jobs"
+	"github.com/hostkit/hostkit/internal/example/jobs"
 )
 
 func TestLogChangesLogsTheChange(t *testing.T) {

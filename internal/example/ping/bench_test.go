@@ -13,8 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hostkit/hostkit/internal/example/ping"
 	"github.com/hostkit/hostkit/internal/host"
-	"github.com/hostkit/hostkit/internal/ping"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -26,7 +26,7 @@ import (
 // each op is one request to each. It reports each one's requests/s, p50 and
 // p99 latency, and full's throughput as a ratio of bare's.
 //
-//	go test -run '^$' -bench BenchmarkPing -benchtime 20000x ./internal/ping/
+//	go test -run '^$' -bench BenchmarkPing -benchtime 20000x ./internal/example/ping/
 func BenchmarkPing(b *testing.B) {
 	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -16,8 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hostkit/hostkit/internal/example/ping"
 	"github.com/hostkit/hostkit/internal/host"
-	"github.com/hostkit/hostkit/internal/ping"
 	"github.com/hostkit/hostkit/internal/web"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostkit/hostkit/internal/jobs"
+	"github.com/hostkit/hostkit/internal/example/jobs"
 	"github.com/hostkit/hostkit/internal/queue"
 )
 

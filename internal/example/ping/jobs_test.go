@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hostkit/hostkit/internal/ping"
+	"github.com/hostkit/hostkit/internal/example/ping"
 )
 
 func TestJobsRejectsBadRequests(t *testing.T) {

@@ -1,4 +1,4 @@
-package deploy_test
+package imagetest_test
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/testcontainers/testcontainers-go"
 
-	"github.com/hostkit/hostkit/internal/ping"
+	"github.com/hostkit/hostkit/internal/example/ping"
 	"github.com/hostkit/hostkit/internal/queue"
 )
 
@@ -34,6 +34,9 @@ const imageUser = "65532:65532"
 // run there.
 func requireDocker(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs container images")
+	}
 	p, err := testcontainers.NewDockerProvider()
 	if err == nil {
 		defer p.Close()
