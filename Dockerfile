@@ -22,6 +22,13 @@ ARG REVISION=unknown
 ARG SOURCE=https://github.com/hostkit/hostkit
 ARG PORT=8080
 ARG GO_VERSION=1.27.3
+# Base images: the runtime by tag and digest, so a build is reproducible
+# (Dependabot, .github/dependabot.yml, bumps both). The builder is by tag
+# only until its digest is recorded: no registry was reachable when the
+# toolchain moved to 1.27.3; deploy/images_test.go lists it as the one
+# exception.
+ARG GO_IMAGE=golang:${GO_VERSION}-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot@sha256:b7bb25d9f7c31d2bdd1982feb4dafcaf137703c7075dbe2febb41c24212b946f
 
 # "local" comes first because the classic builder runs every stage above the
 # requested target; first, it never touches the golang or distroless images.
@@ -50,7 +57,7 @@ EXPOSE ${PORT}
 # Exec form: the binary is PID 1 and receives SIGTERM itself.
 ENTRYPOINT ["/app"]
 
-FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
 WORKDIR /src
 # Modules first, so editing code does not invalidate the download layer.
 COPY go.mod go.sum ./
@@ -67,7 +74,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/app ./cmd/${APP}
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 ARG APP
 ARG VERSION
 ARG REVISION

@@ -50,10 +50,17 @@ KIND_CLUSTER ?= hostkit
 KIND ?= go -C deploy tool kind
 KUBECTL := kubectl --context kind-$(KIND_CLUSTER)
 NAMESPACE := hostkit
-# Contour, the ingress controller (deploy/README.md says why): its quickstart
-# manifest at a fixed release, plus our patch to pin Envoy to the ingress node.
-CONTOUR_VERSION := v1.33.6
-CONTOUR_MANIFEST := https://raw.githubusercontent.com/projectcontour/contour/$(CONTOUR_VERSION)/examples/render/contour.yaml
+# The Gateway API implementation and the CRD bundle it ships: deploy/README.md
+# ("Version matrix") says why these, with sources; a test checks both
+# against that table and against deploy/go.mod.
+ENVOY_GATEWAY_VERSION := v1.9.1
+GATEWAY_API_VERSION := v1.6.1
+ENVOY_GATEWAY_MANIFEST := https://github.com/envoyproxy/gateway/releases/download/$(ENVOY_GATEWAY_VERSION)/install.yaml
+# The NATS image is nats-server at the version go.mod requires, under a
+# localhost/ name: it exists only where make built or kind loaded it, and
+# a pull of it could never reach Docker Hub.
+NATS_IMAGE := localhost/nats-server
+NATS_VERSION = $(shell go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)
 # Where `make manifests` renders the overlay that carries the image tags.
 DEPLOY_DIR ?= bin/deploy
 # The overlay under deploy/ that make deploy applies; observability/kind adds
@@ -78,6 +85,9 @@ BENCH_FLAGS ?=
 BENCH_BASE ?=
 
 STATICCHECK_VERSION := v0.8.2
+CYCLONEDX_GOMOD_VERSION := v1.10.0
+# Where make sbom writes APP.cdx.json.
+SBOM_DIR ?= bin/sbom
 GOVULNCHECK_VERSION := v1.9.0
 # The whole suite, container and manifest tests included; CI runs `make test`.
 TEST_TIMEOUT ?= 9m
@@ -107,6 +117,15 @@ test: ## Run every test once (go test ./...), container and manifest tests inclu
 	# The deploy files' tests are a module of their own (deploy/go.mod).
 	go -C deploy test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./internal/host/...
+
+# example:begin
+# The fault suite loads the system through the example's endpoint and
+# change handler, so it goes with the example.
+.PHONY: test-faults
+test-faults: ## Run the fault suite: 3-node JetStream cluster, workers and pingapi under injected faults (~2 min); logs in bin/faults-logs
+	HOSTKIT_FAULTS=1 HOSTKIT_FAULTS_LOGS=$(CURDIR)/bin/faults-logs \
+	  go test -count=1 -timeout 15m -run TestFaults -v ./test/faults/
+# example:end
 
 .PHONY: test-race
 test-race: ## Run the internal packages' tests with the race detector
@@ -198,26 +217,48 @@ image.%: $(if $(filter local,$(IMAGE_TARGET)),linux-binaries)
 	  --build-arg VERSION=$(TAG) --build-arg REVISION=$(REVISION) --build-arg SOURCE=$(SOURCE) \
 	  -t $(IMAGE_REPO)/$*:$(TAG) .
 
+.PHONY: image-nats
+image-nats: ## Build the NATS image: nats-server at go.mod's version on scratch (NATS_IMAGE:VERSION)
+	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w" -o bin/linux/nats-server github.com/nats-io/nats-server/v2
+	docker build -f deploy/image/nats.Dockerfile --build-arg VERSION=$(NATS_VERSION) \
+	  -t $(NATS_IMAGE):$(NATS_VERSION) .
+
+.PHONY: sbom
+sbom: linux-binaries ## Write a CycloneDX SBOM of every binary under cmd/ to SBOM_DIR/APP.cdx.json
+	mkdir -p $(SBOM_DIR)
+	# From the module graph linked into the binary the image ships.
+	for app in $(APPS); do
+	  go run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION) bin \
+	    -json -version $(TAG) -output $(SBOM_DIR)/$$app.cdx.json bin/linux/$$app
+	done
+
 ##@ Kubernetes (kind)
 
 .PHONY: kind-up
-kind-up: ## Create the kind cluster if absent, install the pinned Contour, wait for the ingress
+kind-up: ## Create the kind cluster if absent, install the pinned Envoy Gateway (and Gateway API CRDs)
 	if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then
 	  echo "kind cluster $(KIND_CLUSTER) exists"
 	else
 	  $(KIND) create cluster --name $(KIND_CLUSTER) --config $(CURDIR)/deploy/kind/cluster.yaml --wait 180s
 	fi
-	$(KUBECTL) apply -f $(CONTOUR_MANIFEST)
-	$(KUBECTL) -n projectcontour patch daemonset envoy --type strategic --patch-file deploy/kind/contour-envoy.patch.yaml
-	$(KUBECTL) apply -f deploy/kind/ingressclass.yaml
-	$(KUBECTL) -n projectcontour rollout status deployment/contour --timeout=300s
-	$(KUBECTL) -n projectcontour rollout status daemonset/envoy --timeout=300s
+	# install.yaml carries the Gateway API CRDs, Envoy Gateway's CRDs and
+	# the controller; server-side, as its CRDs are too large for annotations.
+	$(KUBECTL) apply --server-side -f $(ENVOY_GATEWAY_MANIFEST)
+	$(KUBECTL) -n envoy-gateway-system rollout status deployment/envoy-gateway --timeout=300s
+	# Refuse to go on with another CRD bundle or controller than the pins.
+	bundle=$$($(KUBECTL) get crd httproutes.gateway.networking.k8s.io \
+	  -o jsonpath='{.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version}')
+	[ "$$bundle" = $(GATEWAY_API_VERSION) ] || { echo "Gateway API CRDs are $$bundle, want $(GATEWAY_API_VERSION)" >&2; exit 1; }
+	image=$$($(KUBECTL) -n envoy-gateway-system get deployment/envoy-gateway -o jsonpath='{.spec.template.spec.containers[0].image}')
+	[ "$${image##*:}" = $(ENVOY_GATEWAY_VERSION) ] || { echo "Envoy Gateway runs $$image, want $(ENVOY_GATEWAY_VERSION)" >&2; exit 1; }
+	$(KUBECTL) apply -f deploy/kind/envoy-gateway.yaml
+	$(KUBECTL) wait --for=condition=Accepted gatewayclass/envoy-gateway --timeout=120s
 
 .PHONY: kind-load
-kind-load: image ## Load the images into kind (via an archive: works with containerd's image store)
+kind-load: image image-nats ## Load the images into kind (via an archive: works with containerd's image store)
 	mkdir -p bin
 	archive=$(CURDIR)/bin/images-$(TAG).tar
-	docker save -o "$$archive" $(addsuffix :$(TAG),$(IMAGES))
+	docker save -o "$$archive" $(addsuffix :$(TAG),$(IMAGES)) $(NATS_IMAGE):$(NATS_VERSION)
 	$(KIND) load image-archive --name $(KIND_CLUSTER) "$$archive"
 	rm -f "$$archive"
 
@@ -232,6 +273,7 @@ deploy: kind-load manifests ## Build, load and apply everything at TAG; wait for
 	for app in $(APPS); do
 	  $(KUBECTL) -n $(NAMESPACE) rollout status deployment/$$app --timeout=300s
 	done
+	$(KUBECTL) -n $(NAMESPACE) wait --for=condition=Programmed gateway/hostkit --timeout=300s
 
 .PHONY: scale
 scale: ## Scale a deployment: make scale APP=worker REPLICAS=3
@@ -240,7 +282,7 @@ scale: ## Scale a deployment: make scale APP=worker REPLICAS=3
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/$(APP) --timeout=300s
 
 .PHONY: rollout-check
-rollout-check: ## Load /pingpong (GET and POST) through the ingress while pingapi rolls; fails on any failed request
+rollout-check: ## Load /pingpong (GET and POST) through the gateway while pingapi rolls; fails on any failed request
 	go build -o bin/rolloutcheck ./tools/rolloutcheck
 	# Two loads, each until stopped: the slow-path ping and job publishing.
 	bin/rolloutcheck -url $(INGRESS_URL)/pingpong/ping -want-body Pong >bin/rollout-get.txt & get=$$!
@@ -266,8 +308,8 @@ logs: ## Follow the logs of APP (default pingapi) across its pods
 	  -l app.kubernetes.io/name=$(APP)
 
 .PHONY: undeploy
-undeploy: ## Delete everything deploy created, NATS volumes included
-	$(KUBECTL) delete -k deploy/manifests/overlays/kind --ignore-not-found --wait
+undeploy: manifests ## Delete everything deploy created, NATS volumes and credentials included
+	$(KUBECTL) delete -k $(DEPLOY_DIR) --ignore-not-found --wait
 
 .PHONY: kind-down
 kind-down: ## Delete the kind cluster

@@ -81,27 +81,36 @@ func TestMakeKindUpDeployRolloutCheckDryRun(t *testing.T) {
 	objs := render(t, kindOverlay)
 	var images []string
 	for _, app := range appContainers {
-		images = append(images, container(t, &objs.deployment(t, app).Spec.Template.Spec, app).Image)
+		name, _, _ := strings.Cut(container(t, &objs.deployment(t, app).Spec.Template.Spec, app).Image, ":")
+		images = append(images, name)
 	}
 	steps := []string{
 		// kind runs in deploy/ (a tool of that module): absolute config path.
 		"kind create cluster --name hostkit --config " + filepath.Join(root, "deploy/kind/cluster.yaml"),
-		"kubectl --context kind-hostkit apply -f https://raw.githubusercontent.com/projectcontour/contour/v",
-		"-n projectcontour patch daemonset envoy --type strategic --patch-file deploy/kind/contour-envoy.patch.yaml",
-		"apply -f deploy/kind/ingressclass.yaml",
-		"rollout status daemonset/envoy",
+		// Envoy Gateway and the Gateway API CRDs at the pinned release, then
+		// a check that the cluster runs exactly those pins.
+		"kubectl --context kind-hostkit apply --server-side -f https://github.com/envoyproxy/gateway/releases/download/v",
+		"rollout status deployment/envoy-gateway",
+		"get crd httproutes.gateway.networking.k8s.io",
+		"want v1.", // the CRD bundle check
+		"apply -f deploy/kind/envoy-gateway.yaml",
+		"wait --for=condition=Accepted gatewayclass/envoy-gateway",
 		// The images the manifests name, built and loaded at the tag.
 		"--build-arg APP=pingapi --build-arg PORT=8080",
 		"-t " + images[0] + ":t-123 .",
 		"--build-arg APP=worker --build-arg PORT=8090",
 		"-t " + images[1] + ":t-123 .",
-		"docker save -o \"$archive\" " + images[0] + ":t-123 " + images[1] + ":t-123",
+		// NATS: nats-server at go.mod's version, loaded with the services.
+		"go build -trimpath -ldflags \"-s -w\" -o bin/linux/nats-server github.com/nats-io/nats-server/v2",
+		"-f deploy/image/nats.Dockerfile",
+		"docker save -o \"$archive\" " + images[0] + ":t-123 " + images[1] + ":t-123 localhost/nats-server:v",
 		"kind load image-archive --name hostkit",
 		"bash deploy/render-overlay.sh bin/deploy t-123 " + images[0] + " " + images[1],
 		"kubectl --context kind-hostkit apply -k bin/deploy",
 		"rollout status statefulset/nats",
 		"for app in pingapi worker; do",
 		"rollout status deployment/$app",
+		"wait --for=condition=Programmed gateway/hostkit",
 		"go build -o bin/rolloutcheck ./tools/rolloutcheck",
 		"-url http://localhost:8081/pingpong/ping",
 		"-url http://localhost:8081/pingpong/jobs -method POST",
@@ -134,6 +143,21 @@ func TestMakeManifestsTagsTheImages(t *testing.T) {
 		if got := container(t, &objs.deployment(t, app).Spec.Template.Spec, app).Image; got != want {
 			t.Errorf("%s image = %q, want %q", app, got, want)
 		}
+	}
+	// The NATS credentials are generated once and kept: a second render (a
+	// redeploy) must not rotate them.
+	first := natsAuthEnv(t, dir)
+	for _, key := range []string{"pingapi-password", "worker-password", "system-password", "route-password"} {
+		if !regexp.MustCompile(`^[0-9a-f]{48}$`).MatchString(first[key]) {
+			t.Errorf("generated %s = %q, want 48 hex digits (URL-safe, 192 bits)", key, first[key])
+		}
+	}
+	runMake(t, "manifests", "TAG=t-789", "DEPLOY_DIR="+dir)
+	if again := natsAuthEnv(t, dir); !maps.Equal(first, again) {
+		t.Errorf("a second make manifests rotated the NATS credentials")
+	}
+	if len(objs.secrets) != 1 {
+		t.Errorf("generated overlay has Secrets %v, want nats-auth-HASH", slices.Sorted(maps.Keys(objs.secrets)))
 	}
 	committed := render(t, kindOverlay)
 	if got, want := container(t, &objs.statefulSets["nats"].Spec.Template.Spec, "nats").Image,

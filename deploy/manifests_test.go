@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // appContainers are the services this template ships (Deployments and
@@ -44,7 +45,7 @@ func services(tb testing.TB) []string {
 const shutdownMargin = 5 * time.Second
 
 func TestKindOverlayHasEveryObjectAndNothingElse(t *testing.T) {
-	objs := render(t, kindOverlay)
+	objs, _ := deployed(t)
 	got := map[string][]string{
 		"Namespace":           slices.Sorted(maps.Keys(objs.namespaces)),
 		"Deployment":          slices.Sorted(maps.Keys(objs.deployments)),
@@ -53,6 +54,9 @@ func TestKindOverlayHasEveryObjectAndNothingElse(t *testing.T) {
 		"ConfigMap":           slices.Sorted(maps.Keys(objs.configMaps)),
 		"PodDisruptionBudget": slices.Sorted(maps.Keys(objs.pdbs)),
 		"Ingress":             slices.Sorted(maps.Keys(objs.ingresses)),
+		"NetworkPolicy":       slices.Sorted(maps.Keys(objs.netpols)),
+		"Gateway":             slices.Sorted(maps.Keys(objs.gateways)),
+		"HTTPRoute":           slices.Sorted(maps.Keys(objs.httpRoutes)),
 	}
 	want := map[string][]string{
 		"Namespace":           {"hostkit"},
@@ -61,11 +65,23 @@ func TestKindOverlayHasEveryObjectAndNothingElse(t *testing.T) {
 		"Service":             {"nats", "nats-headless", "pingapi", "worker-metrics"},
 		"ConfigMap":           {"nats-config"},
 		"PodDisruptionBudget": {"nats", "pingapi", "worker"},
-		"Ingress":             {"pingapi"},
+		"Ingress":             nil,
+		"NetworkPolicy":       {"allow-dns", "default-deny", "metrics-from-scraper", "nats", "nats-clients-to-nats", "pingapi-from-gateway"},
+		"Gateway":             {"hostkit"},
+		"HTTPRoute":           {"pingapi"},
 	}
 	for kind, names := range want {
 		if !slices.Equal(got[kind], names) {
 			t.Errorf("%s objects = %v, want %v", kind, got[kind], names)
+		}
+	}
+	// The generated Secret, named with kustomize's content hash.
+	if len(objs.secrets) != 1 {
+		t.Errorf("Secrets = %v, want one nats-auth-HASH", slices.Sorted(maps.Keys(objs.secrets)))
+	}
+	for name := range objs.secrets {
+		if !strings.HasPrefix(name, "nats-auth-") {
+			t.Errorf("Secret %s, want nats-auth-HASH", name)
 		}
 	}
 	for id, ns := range objs.namespaceOf {
@@ -84,11 +100,14 @@ func TestStrictDecodingRejectsMistakes(t *testing.T) {
 		{"unknown field", "apps/v1", "Deployment", "apiVersion: apps/v1\nkind: Deployment\nspec:\n  replica: 3\n"},
 		{"wrong type", "apps/v1", "Deployment", "apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: three\n"},
 		{"wrong apiVersion", "extensions/v1beta1", "Ingress", "kind: Ingress\n"},
-		{"unchecked kind", "v1", "Secret", "kind: Secret\n"},
+		{"unchecked kind", "v1", "Pod", "kind: Pod\n"},
+		{"unknown HTTPRoute field", "gateway.networking.k8s.io/v1", "HTTPRoute", "kind: HTTPRoute\nspec:\n  rules:\n  - timeout: 1s\n"},
+		{"old Gateway API version", "gateway.networking.k8s.io/v1beta1", "HTTPRoute", "kind: HTTPRoute\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := &objects{deployments: nil}
+			o := &objects{}
+			o.init()
 			if err := o.add(tt.apiVersion, tt.kind, "x", []byte(tt.yaml)); err == nil {
 				t.Fatalf("decoding %q succeeded, want an error", tt.yaml)
 			}
@@ -108,6 +127,11 @@ func TestShutdownBudgetCoversDelayAndTimeout(t *testing.T) {
 				t.Fatal("terminationGracePeriodSeconds is not set (default 30s)")
 			}
 			grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+			// The host checks delay + timeout against this at start, so it
+			// must be the pod's own grace period.
+			if told := durationEnv(t, c, "HOST__TERMINATION_GRACE_PERIOD"); told != grace {
+				t.Errorf("HOST__TERMINATION_GRACE_PERIOD = %s, terminationGracePeriodSeconds = %s: they must agree", told, grace)
+			}
 			if need := delay + timeout + shutdownMargin; grace < need {
 				t.Errorf("terminationGracePeriodSeconds = %s, want >= delay %s + timeout %s + margin %s = %s",
 					grace, delay, timeout, shutdownMargin, need)
@@ -134,19 +158,34 @@ func TestSlowestWorkFitsTheShutdownTimeouts(t *testing.T) {
 			timeout, maxDelay, shutdownMargin)
 	}
 	// The seed scenario, a 35s request, must be accepted by pingapi and not
-	// cut off by the ingress (Envoy's default route timeout is 15s).
+	// cut off by the gateway (Envoy's default route timeout is 15s): the
+	// route's timeouts lie between the slowest ping and pingapi's own drain.
 	const seedRequest = 35 * time.Second
 	if maxDelay < seedRequest {
 		t.Errorf("pingapi PING__MAX_DELAY %s rejects the seed's %s request", maxDelay, seedRequest)
 	}
-	ing, ok := objs.ingresses["pingapi"]
+	route, ok := objs.httpRoutes["pingapi"]
 	if !ok {
-		t.Fatal("no pingapi Ingress")
+		t.Fatal("no pingapi HTTPRoute")
 	}
-	rt, err := time.ParseDuration(ing.Annotations["projectcontour.io/response-timeout"])
-	if err != nil || rt <= maxDelay {
-		t.Errorf("Ingress projectcontour.io/response-timeout = %q, want a duration above PING__MAX_DELAY %s",
-			ing.Annotations["projectcontour.io/response-timeout"], maxDelay)
+	drain := durationEnv(t, pingapi, "HOST__SHUTDOWN_TIMEOUT")
+	for i, rule := range route.Spec.Rules {
+		to := rule.Timeouts
+		if to == nil || to.Request == nil || to.BackendRequest == nil {
+			t.Errorf("rule %d: timeouts = %+v, want request and backendRequest set", i, to)
+			continue
+		}
+		request, err1 := time.ParseDuration(string(*to.Request))
+		backend, err2 := time.ParseDuration(string(*to.BackendRequest))
+		if err1 != nil || err2 != nil {
+			t.Fatalf("rule %d: timeouts %q %q: %v %v", i, *to.Request, *to.BackendRequest, err1, err2)
+		}
+		if !(maxDelay < backend && backend <= request) {
+			t.Errorf("rule %d: want PING__MAX_DELAY %s < backendRequest %s <= request %s", i, maxDelay, backend, request)
+		}
+		if backend > drain {
+			t.Errorf("rule %d: backendRequest %s > pingapi HOST__SHUTDOWN_TIMEOUT %s: the gateway waits for what pingapi cuts off", i, backend, drain)
+		}
 	}
 }
 
@@ -376,44 +415,68 @@ func TestServicesAndIngressReachTheContainers(t *testing.T) {
 			headless.Spec.ClusterIP, headless.Spec.PublishNotReadyAddresses)
 	}
 
-	ing, ok := objs.ingresses["pingapi"]
+	route, ok := objs.httpRoutes["pingapi"]
 	if !ok {
-		t.Fatal("no Ingress pingapi")
+		t.Fatal("no HTTPRoute pingapi")
 	}
-	if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != contourClass {
-		t.Errorf("ingressClassName = %v, want %q", ptrString(ing.Spec.IngressClassName), contourClass)
+	gw, ok := objs.gateways["hostkit"]
+	if !ok {
+		t.Fatal("no Gateway hostkit")
 	}
-	if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].HTTP == nil || len(ing.Spec.Rules[0].HTTP.Paths) != 1 {
-		t.Fatalf("Ingress rules = %+v, want one rule with one path", ing.Spec.Rules)
+	if len(route.Spec.ParentRefs) != 1 || string(route.Spec.ParentRefs[0].Name) != gw.Name ||
+		route.Spec.ParentRefs[0].SectionName == nil || string(*route.Spec.ParentRefs[0].SectionName) != string(gw.Spec.Listeners[0].Name) {
+		t.Errorf("HTTPRoute parentRefs = %+v, want the Gateway %s listener %s", route.Spec.ParentRefs, gw.Name, gw.Spec.Listeners[0].Name)
 	}
-	path := ing.Spec.Rules[0].HTTP.Paths[0]
-	if path.Path != "/pingpong" || path.PathType == nil || *path.PathType != "Prefix" {
-		t.Errorf("Ingress path = %q (%v), want /pingpong Prefix", path.Path, path.PathType)
+	if l := gw.Spec.Listeners; len(l) != 1 || l[0].Protocol != gatewayv1.HTTPProtocolType || l[0].Port != 80 {
+		t.Errorf("Gateway listeners = %+v, want one HTTP listener on 80", l)
 	}
-	if b := path.Backend.Service; b == nil || b.Name != "pingapi" || b.Port.Name != "http" {
-		t.Errorf("Ingress backend = %+v, want Service pingapi port http", path.Backend)
+	if len(route.Spec.Rules) != 1 || len(route.Spec.Rules[0].Matches) != 1 || len(route.Spec.Rules[0].BackendRefs) != 1 {
+		t.Fatalf("HTTPRoute rules = %+v, want one rule with one match and one backend", route.Spec.Rules)
+	}
+	m := route.Spec.Rules[0].Matches[0]
+	if m.Path == nil || m.Path.Type == nil || *m.Path.Type != gatewayv1.PathMatchPathPrefix || m.Path.Value == nil || *m.Path.Value != "/pingpong" {
+		t.Errorf("HTTPRoute match = %+v, want PathPrefix /pingpong", m.Path)
+	}
+	b := route.Spec.Rules[0].BackendRefs[0]
+	svc := objs.services[string(b.Name)]
+	if b.Kind != nil && *b.Kind != "Service" || svc == nil || b.Port == nil ||
+		!slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == int32(*b.Port) && p.Name == "http" }) {
+		t.Errorf("HTTPRoute backend = %s port %v, want Service pingapi's http port", b.Name, b.Port)
 	}
 }
 
 func TestAppsReachNATSThroughTheClientService(t *testing.T) {
-	objs := render(t, kindOverlay)
+	objs, _ := deployed(t)
 	nats := objs.statefulSets["nats"]
+	// nats://USER:$(NATS_PASSWORD)@SERVICE:PORT: the kubelet expands the
+	// password from the variable before it, which comes from the Secret.
+	urlForm := regexp.MustCompile(`^nats://([a-z]+):\$\(NATS_PASSWORD\)@([a-z0-9-]+):(\d+)$`)
 	for _, app := range appContainers {
 		c := container(t, &objs.deployment(t, app).Spec.Template.Spec, app)
 		url, _ := envValue(c, "NATS__URL")
-		m := regexp.MustCompile(`^nats://([a-z0-9-]+):(\d+)$`).FindStringSubmatch(url)
+		m := urlForm.FindStringSubmatch(url)
 		if m == nil {
-			t.Errorf("%s NATS__URL = %q, want nats://SERVICE:PORT", app, url)
+			t.Errorf("%s NATS__URL = %q, want nats://USER:$(NATS_PASSWORD)@SERVICE:PORT", app, url)
 			continue
 		}
-		svc, ok := objs.services[m[1]]
+		if m[1] != app {
+			t.Errorf("%s connects as NATS user %q, want its own user %q", app, m[1], app)
+		}
+		svc, ok := objs.services[m[2]]
 		if !ok {
-			t.Errorf("%s NATS__URL names Service %q, which does not exist", app, m[1])
+			t.Errorf("%s NATS__URL names Service %q, which does not exist", app, m[2])
 			continue
 		}
-		if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return strconv.Itoa(int(p.Port)) == m[2] }) {
-			t.Errorf("%s NATS__URL port %s is not a port of Service %s", app, m[2], m[1])
+		if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return strconv.Itoa(int(p.Port)) == m[3] }) {
+			t.Errorf("%s NATS__URL port %s is not a port of Service %s", app, m[3], m[2])
 		}
+		i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NATS_PASSWORD" })
+		j := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NATS__URL" })
+		if i < 0 || i > j {
+			t.Errorf("%s: NATS_PASSWORD must be set before NATS__URL, which expands it", app)
+			continue
+		}
+		checkSecretRef(t, objs, app, c.Env[i], app+"-password")
 	}
 	worker := container(t, &objs.deployment(t, "worker").Spec.Template.Spec, "worker")
 	if got, _ := envValue(worker, "NATS__REPLICAS"); got != fmt.Sprint(*nats.Spec.Replicas) {
@@ -424,21 +487,25 @@ func TestAppsReachNATSThroughTheClientService(t *testing.T) {
 	}
 }
 
-func TestImagesCarryNoTagButNATSIsPinned(t *testing.T) {
-	objs := render(t, kindOverlay)
-	want := map[string]string{"pingapi": "hostkit/pingapi", "worker": "hostkit/worker"}
-	for app, image := range want {
-		c := container(t, &objs.deployment(t, app).Spec.Template.Spec, app)
-		if c.Image != image {
-			t.Errorf("%s image = %q, want %q: tags are set by `make deploy`, never committed", app, c.Image, image)
-		}
-		if c.ImagePullPolicy != corev1.PullIfNotPresent {
-			t.Errorf("%s imagePullPolicy = %q, want IfNotPresent (images are loaded into kind, not pulled)", app, c.ImagePullPolicy)
-		}
+// checkSecretRef fails unless e comes from key of a Secret the overlay
+// defines and that key exists in it.
+func checkSecretRef(t *testing.T, objs *objects, who string, e corev1.EnvVar, key string) {
+	t.Helper()
+	ref := (*corev1.SecretKeySelector)(nil)
+	if e.ValueFrom != nil {
+		ref = e.ValueFrom.SecretKeyRef
 	}
-	nats := container(t, &objs.statefulSets["nats"].Spec.Template.Spec, "nats")
-	if !regexp.MustCompile(`^nats:\d+\.\d+\.\d+(-[a-z0-9.]+)?$`).MatchString(nats.Image) {
-		t.Errorf("nats image = %q, want one pinned to a release (nats:X.Y.Z-variant)", nats.Image)
+	if ref == nil || ref.Key != key {
+		t.Errorf("%s env %s = %+v, want secretKeyRef key %s", who, e.Name, e.ValueFrom, key)
+		return
+	}
+	sec, ok := objs.secrets[ref.Name]
+	if !ok {
+		t.Errorf("%s env %s names Secret %s, which the overlay does not create (has %v)", who, e.Name, ref.Name, slices.Sorted(maps.Keys(objs.secrets)))
+		return
+	}
+	if _, ok := sec.Data[key]; !ok {
+		t.Errorf("%s env %s: Secret %s has no key %s", who, e.Name, ref.Name, key)
 	}
 }
 

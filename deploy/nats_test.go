@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ import (
 // crash-looping pod, and its ports and paths are checked against the
 // StatefulSet and Services.
 func TestNATSClusterConfigMatchesTheStatefulSet(t *testing.T) {
-	objs := render(t, kindOverlay)
+	objs, _ := deployed(t)
 	sts := objs.statefulSets["nats"]
 	spec := &sts.Spec.Template.Spec
 	c := container(t, spec, "nats")
@@ -66,6 +67,11 @@ func TestNATSClusterConfigMatchesTheStatefulSet(t *testing.T) {
 	var routes []string
 	for _, u := range opts.Routes {
 		routes = append(routes, u.Host)
+		// Each route presents the credentials the cluster port requires.
+		pw, _ := u.User.Password()
+		if opts.Cluster.Username == "" || u.User.Username() != opts.Cluster.Username || pw != opts.Cluster.Password {
+			t.Errorf("route %s authenticates as %q, want the cluster authorization user %q and its password", u.Host, u.User.Username(), opts.Cluster.Username)
+		}
 	}
 	var want []string
 	for i := range int(*sts.Spec.Replicas) {
@@ -101,8 +107,21 @@ func TestNATSClusterConfigMatchesTheStatefulSet(t *testing.T) {
 }
 
 // loadNATSConfig writes the ConfigMap's nats.conf to a file and loads it the
-// way nats-server does, with POD_NAME set as the downward API would.
+// way nats-server does, with the environment the kubelet would give pod
+// podName's nats container (downward API, the Secret, $(VAR) expansion).
 func loadNATSConfig(t *testing.T, objs *objects, podName string) *server.Options {
+	t.Helper()
+	path := writeNATSConfig(t, objs, podName)
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("nats-server rejects nats.conf: %v", err)
+	}
+	return opts
+}
+
+// writeNATSConfig writes nats.conf to a temporary file and sets the nats
+// container's environment for podName in the test's process.
+func writeNATSConfig(t *testing.T, objs *objects, podName string) string {
 	t.Helper()
 	cm, ok := objs.configMaps["nats-config"]
 	if !ok {
@@ -116,10 +135,48 @@ func loadNATSConfig(t *testing.T, objs *objects, podName string) *server.Options
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("POD_NAME", podName)
-	opts, err := server.ProcessConfigFile(path)
-	if err != nil {
-		t.Fatalf("nats-server rejects nats.conf: %v", err)
+	c := container(t, &objs.statefulSets["nats"].Spec.Template.Spec, "nats")
+	for name, value := range kubeletEnv(t, objs, c, podName) {
+		t.Setenv(name, value)
 	}
-	return opts
+	return path
+}
+
+// kubeletEnv is the environment the kubelet gives c in pod podName: literal
+// values with $(VAR) expanded from the variables before them, the pod name
+// from the downward API, and Secret keys from the overlay's Secrets.
+func kubeletEnv(t *testing.T, objs *objects, c *corev1.Container, podName string) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	ref := regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+	for _, e := range c.Env {
+		v := ref.ReplaceAllStringFunc(e.Value, func(m string) string {
+			if x, ok := env[m[2:len(m)-1]]; ok {
+				return x
+			}
+			return m // the kubelet leaves an unknown reference as it is
+		})
+		if src := e.ValueFrom; src != nil {
+			switch {
+			case src.FieldRef != nil && src.FieldRef.FieldPath == "metadata.name":
+				v = podName
+			case src.SecretKeyRef != nil:
+				sec, ok := objs.secrets[src.SecretKeyRef.Name]
+				if !ok {
+					t.Fatalf("env %s: no Secret %s in the overlay", e.Name, src.SecretKeyRef.Name)
+				}
+				data, ok := sec.Data[src.SecretKeyRef.Key]
+				if !ok {
+					t.Fatalf("env %s: Secret %s has no key %s", e.Name, sec.Name, src.SecretKeyRef.Key)
+				}
+				v = string(data)
+			case src.ResourceFieldRef != nil:
+				v = resourceValue(t, c, src.ResourceFieldRef)
+			default:
+				t.Fatalf("env %s: source %+v not simulated by this test", e.Name, src)
+			}
+		}
+		env[e.Name] = v
+	}
+	return env
 }

@@ -206,6 +206,14 @@ func TestInvalidConfigExitsTwoNamingTheKey(t *testing.T) {
 		{"bad flag value", []string{"--ping.max_delay=soon"}, "", "ping.max_delay"},
 		{"bad environment value", nil, "HOST__SHUTDOWN_DELAY=-1s", "host.shutdown_delay"},
 		{"unknown flag", []string{"--ping.nope=1"}, "", "ping.nope"},
+		{"nats.url not a NATS URL", []string{"--nats.url=http://nats:4222"}, "", "nats.url"},
+		{"nats.url malformed", nil, "NATS__URL=nats://[::1", "nats.url"},
+		{"nats.url empty", []string{"--nats.url="}, "", "nats.url"},
+		{"no ping interval", []string{"--nats.ping_interval=0s"}, "", "nats.ping_interval"},
+		{"port out of range", []string{"--http.addr=:99999"}, "", "http.addr"},
+		{"zero shutdown timeout", nil, "HOST__SHUTDOWN_TIMEOUT=0s", "host.shutdown_timeout"},
+		{"grace period too short", nil, "HOST__TERMINATION_GRACE_PERIOD=10s", "host.termination_grace_period"},
+		{"negative in-flight bound", []string{"--http.max_in_flight=-1"}, "", "http.max_in_flight"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

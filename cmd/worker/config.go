@@ -8,26 +8,29 @@ import (
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/queue"
 	"github.com/hostkit/hostkit/internal/telemetry"
+	"github.com/hostkit/hostkit/internal/web"
 )
 
 // config holds the worker's own keys, bound to the settings of the packages
 // they configure.
 type config struct {
-	Addr       string
+	HTTP       web.Config
 	Engine     engine.Config
 	Queue      queue.Config
 	ChangeFeed changefeed.Config
 	Telemetry  telemetry.Config
+	Example    exampleConfig
 }
 
 // declare declares every worker key on c, with the packages' defaults, and
 // the checks that span keys.
 func (cfg *config) declare(c *host.Config) {
-	c.String(&cfg.Addr, "http.addr", ":8090", "HTTP listen address for health and metrics")
+	cfg.HTTP.Declare(c, ":8090", "HTTP listen address for health and metrics")
 	cfg.declareEngine(c)
 	cfg.declareQueue(c)
 	cfg.declareChangeFeed(c)
 	cfg.Telemetry.Declare(c)
+	cfg.Example.declare(c)
 	c.Check(func() error {
 		// One key, two packages: the change feed replicates like the queue.
 		cfg.ChangeFeed.Replicas = cfg.Engine.Replicas
@@ -52,6 +55,10 @@ func (cfg *config) declareEngine(c *host.Config) {
 		"replicas of the streams the worker creates (3 with a 3-node cluster; 1 for the embedded server)")
 	c.Duration(&cfg.Engine.ConnectTimeout, "nats.connect_timeout", e.ConnectTimeout,
 		"how long start waits for an external cluster before failing")
+	c.Duration(&cfg.Engine.PingInterval, "nats.ping_interval", e.PingInterval,
+		"how often the worker pings its NATS server; a server that stops answering is left after ping_interval × (max_pings_outstanding+1)")
+	c.Int(&cfg.Engine.MaxPingsOutstanding, "nats.max_pings_outstanding", e.MaxPingsOutstanding,
+		"unanswered pings before the worker gives its NATS server up and moves to another node")
 	cfg.Engine.Name = e.Name
 }
 
@@ -69,6 +76,8 @@ func (cfg *config) declareQueue(c *host.Config) {
 		"delay before retrying a failed job; doubles with every attempt")
 	c.Duration(&cfg.Queue.MaxBackoff, "queue.max_backoff", q.MaxBackoff,
 		"longest delay between attempts")
+	c.Duration(&cfg.Queue.FetchWait, "queue.fetch_wait", q.FetchWait,
+		"how long one pull request waits for jobs on an idle queue (heartbeats every half of it)")
 }
 
 func (cfg *config) declareChangeFeed(c *host.Config) {
@@ -80,15 +89,17 @@ func (cfg *config) declareChangeFeed(c *host.Config) {
 	c.Int(&cfg.ChangeFeed.Partitions, "changefeed.partitions", f.Partitions,
 		"partitions the change feed is split into")
 	c.Duration(&cfg.ChangeFeed.LeaseTTL, "changefeed.lease_ttl", f.LeaseTTL,
-		"how long a lease lasts without renewal: a dead replica's partitions move within TTL plus up to two renew intervals")
+		"how long a lease lasts without renewal: a dead replica's partitions move within TTL plus half a renew interval; a replica stops handling a partition 0.9 × TTL after its last renewal was sent")
 	c.Duration(&cfg.ChangeFeed.RenewInterval, "changefeed.renew_interval", f.RenewInterval,
-		"period of lease renewal and balancing; below changefeed.lease_ttl")
+		"period of lease renewal; below 0.9 × changefeed.lease_ttl; balancing acts on a membership change once it has been stable for half of it")
 	c.Choice(&cfg.ChangeFeed.StartFrom, "changefeed.start_from", f.StartFrom,
 		[]string{changefeed.StartBeginning, changefeed.StartNow}, "where a brand-new feed starts")
 	c.Duration(&cfg.ChangeFeed.AckWait, "changefeed.ack_wait", f.AckWait,
 		"how long a change may be handled before it is delivered again")
 	c.Duration(&cfg.ChangeFeed.RetryDelay, "changefeed.retry_delay", f.RetryDelay,
 		"delay before a failed change is retried")
+	c.Int(&cfg.ChangeFeed.Batch, "changefeed.batch", f.Batch,
+		"changes of a partition fetched at once; handled one at a time, in order")
 	c.Duration(&cfg.ChangeFeed.FetchWait, "changefeed.fetch_wait", f.FetchWait,
 		"how long one pull waits for a change")
 	c.Duration(&cfg.ChangeFeed.MaxAge, "changefeed.max_age", f.MaxAge,

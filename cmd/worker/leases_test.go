@@ -114,7 +114,11 @@ func TestSIGTERMedPeerReleasesItsLeasesWithinARenewInterval(t *testing.T) {
 		t.Errorf("takeover took %s from the SIGTERM: as long as the lease TTL (%s), so no release was seen", d, ttl)
 	}
 	// A free lease has no owner: "from" is empty. A lease taken from "b"
-	// would mean B's lease expired or was stolen instead of released.
+	// would mean B's lease expired or was stolen instead of released. The
+	// log reaches the test through a pipe: wait for the lines to arrive.
+	poll(ctx, t, "A's acquisitions logged", func() bool {
+		return len(records(p.a, "change feed lease acquired")) >= seen+partitions/2
+	})
 	taken := acquiredFrom(p.a, seen, "")
 	if fromB := acquiredFrom(p.a, seen, "b"); len(fromB) > 0 || len(taken) != partitions/2 {
 		t.Errorf("after the SIGTERM A acquired %v released and %v of B's leases, want %d released and none of B's",
@@ -160,6 +164,11 @@ func TestSIGKILLedPeersLeasesAreTakenOverAfterTheTTL(t *testing.T) {
 	if least := ttl / 2; took < least {
 		t.Errorf("takeover took %s after the SIGKILL, before the leases could expire (at least %s): not by expiry", took, least)
 	}
+	// The gauge moves after each line is written, but the log reaches the
+	// test through a pipe: wait for the lines to arrive.
+	poll(ctx, t, "A's acquisitions logged", func() bool {
+		return len(records(p.a, "change feed lease acquired")) >= seen+partitions/2
+	})
 	taken := acquiredFrom(p.a, seen, "b")
 	if free := acquiredFrom(p.a, seen, ""); len(free) > 0 || len(taken) != partitions/2 {
 		t.Errorf("after the SIGKILL A acquired %v of B's expired leases and %v free ones, want %d of B's and no free one",

@@ -61,12 +61,16 @@ func run(ctx context.Context, args []string, environ func() []string, stdout, st
 	if len(args) > 0 && args[0] == "publish" {
 		return publish(ctx, args[1:], environ(), stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "dlq" {
+		return dlq(ctx, args[1:], environ(), stdout, stderr)
+	}
 	return host.Main(ctx, args, environ, stderr, program())
 }
 
 const subcommands = `
 Subcommands:
   worker publish [--count N] [--url URL] SUBJECT [PAYLOAD]   publish test jobs or changes (publish --help)
+  worker dlq list | replay (--all | ID...)                   inspect and replay dead letters (dlq --help)
   worker version                                             print the version
 `
 
@@ -112,7 +116,7 @@ func build(h *host.Host, cfg config) error {
 		return &host.ConfigError{Err: err}
 	}
 	// One line per job type.
-	q.Handle("jobs.ping", jobs.Ping)
+	q.Handle("jobs.ping", jobs.PingUpTo(cfg.Example.PingMaxWork))
 	q.SetTracerProvider(tr.TracerProvider())
 
 	cm, err := changefeed.NewMetrics(reg, qm)
@@ -130,6 +134,8 @@ func build(h *host.Host, cfg config) error {
 		Registry:       reg,
 		Lifetime:       lt,
 		TracerProvider: tr.TracerProvider(),
+		ReadTimeout:    cfg.HTTP.ReadTimeout,
+		MaxInFlight:    cfg.HTTP.MaxInFlight,
 		Checks: []web.Check{
 			{Name: "nats", Probe: ready(eng.Ready)},
 			{Name: "queue", Probe: ready(q.Ready)},
@@ -140,7 +146,7 @@ func build(h *host.Host, cfg config) error {
 		return fmt.Errorf("router: %w", err)
 	}
 
-	h.Add("http", host.NewHTTPServer(cfg.Addr, r, lt, log))
+	h.Add("http", host.NewHTTPServer(cfg.HTTP.Addr, r, lt, log))
 	h.Add("nats", eng)
 	h.Add("queue", q)
 	h.Add("changefeed", cf)

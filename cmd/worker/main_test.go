@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 
 // testArgs run the worker on an embedded engine storing in store, listening
 // on a free loopback port, with short durations and debug logs (the queue
-// logs every job it finishes at debug).
+// logs every job at info).
 func testArgs(store string, extra ...string) []string {
 	return append([]string{
 		"--nats.embedded.store_dir=" + store,
@@ -104,13 +104,24 @@ func natsURL(tb testing.TB, inst *rollout.Instance) string {
 func doneJobs(insts ...*rollout.Instance) map[uint64]int {
 	done := map[uint64]int{}
 	for _, inst := range insts {
-		for _, rec := range records(inst, "job done") {
+		for _, rec := range jobRecords(inst, "done") {
 			if seq, ok := rec["seq"].(float64); ok {
 				done[uint64(seq)]++
 			}
 		}
 	}
 	return done
+}
+
+// jobRecords returns the worker's "job" lines with outcome.
+func jobRecords(inst *rollout.Instance, outcome string) []map[string]any {
+	var out []map[string]any
+	for _, rec := range records(inst, "job") {
+		if rec["outcome"] == outcome {
+			out = append(out, rec)
+		}
+	}
+	return out
 }
 
 // connect returns a JetStream client of the worker's engine.
@@ -260,7 +271,7 @@ func TestFailingJobLandsInDLQWithItsError(t *testing.T) {
 	if got := streamMsgs(t, js, queue.JobsStream); got != 0 {
 		t.Errorf("JOBS holds %d jobs, want 0", got)
 	}
-	if got := len(records(inst, "job failed; will retry")); got != 2 {
+	if got := len(jobRecords(inst, "retry")); got != 2 {
 		t.Errorf("retries logged = %d, want 2", got)
 	}
 }
@@ -268,7 +279,13 @@ func TestFailingJobLandsInDLQWithItsError(t *testing.T) {
 // runPublish runs `worker publish args...` and checks its exit code.
 func runPublish(ctx context.Context, tb testing.TB, wantCode int, args ...string) string {
 	tb.Helper()
-	cmd := exec.CommandContext(ctx, worker, append([]string{"publish"}, args...)...)
+	return runSub(ctx, tb, "publish", wantCode, args...)
+}
+
+// runSub runs `worker sub args...` and checks its exit code.
+func runSub(ctx context.Context, tb testing.TB, sub string, wantCode int, args ...string) string {
+	tb.Helper()
+	cmd := exec.CommandContext(ctx, worker, append([]string{sub}, args...)...)
 	cmd.Env = []string{} // no NATS__URL from the caller's environment
 	out, err := cmd.CombinedOutput()
 	code := 0
@@ -278,9 +295,39 @@ func runPublish(ctx context.Context, tb testing.TB, wantCode int, args ...string
 		tb.Fatal(err)
 	}
 	if code != wantCode {
-		tb.Fatalf("worker publish %s: exit %d, want %d\n%s", strings.Join(args, " "), code, wantCode, out)
+		tb.Fatalf("worker %s %s: exit %d, want %d\n%s", sub, strings.Join(args, " "), code, wantCode, out)
 	}
 	return string(out)
+}
+
+// Ids make a rerun of the same publish store nothing twice.
+func TestPublishWithFixedIDsStoresOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs worker and NATS processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	inst := start(ctx, t, testArgs(filepath.Join(t.TempDir(), "nats"), "--queue.concurrency=1")...)
+	url := natsURL(t, inst)
+	args := []string{"--url", url, "--count", "20", "--id", "order-{{n}}", "jobs.ping", `{"id":"{{n}}","work":"1ms"}`}
+	runPublish(ctx, t, 0, args...)
+	out := runPublish(ctx, t, 0, args...)
+	if !strings.Contains(out, "(20 already stored under the same id)") {
+		t.Errorf("rerun output %q does not report 20 duplicates", out)
+	}
+	poll(ctx, t, "20 jobs done", func() bool { return len(doneJobs(inst)) >= 20 })
+	js := connect(t, url)
+	poll(ctx, t, "JOBS empty", func() bool { return streamMsgs(t, js, queue.JobsStream) == 0 })
+	if got := len(doneJobs(inst)); got != 20 {
+		t.Fatalf("%d jobs done, want 20", got)
+	}
+	ids := map[string]bool{}
+	for _, rec := range jobRecords(inst, "done") {
+		ids[rec["msg_id"].(string)] = true
+	}
+	if !ids["order-1"] || !ids["order-20"] || len(ids) != 20 {
+		t.Errorf("msg_id in the job lines = %v, want order-1 … order-20", ids)
+	}
 }
 
 func TestPublishSubcommand(t *testing.T) {
@@ -320,6 +367,15 @@ func TestPublishErrors(t *testing.T) {
 		{"wildcard subject", []string{"jobs.*"}, 2, "invalid subject"},
 		{"zero count", []string{"--count", "0", "jobs.ping"}, 2, "--count"},
 		{"no server", []string{"--url", "nats://" + freeAddr(t), "--timeout", "200ms", "jobs.ping"}, 1, "no NATS server"},
+		{"empty URL", []string{"--url", "", "jobs.ping"}, 2, "--url"},
+		{"malformed URL", []string{"--url", "nats://[::1", "jobs.ping"}, 2, "--url"},
+		{"HTTP URL", []string{"--url", "http://127.0.0.1:4222", "jobs.ping"}, 2, "scheme"},
+		{"JetStream API", []string{"$JS.API.STREAM.DELETE.JOBS", ""}, 2, "$JS."},
+		{"KV bucket", []string{"$KV.leases.1", "x"}, 2, "$KV."},
+		{"system account", []string{"$SYS.REQ.SERVER.PING"}, 2, "$SYS."},
+		{"reply inbox", []string{"_INBOX.abc"}, 2, "_INBOX."},
+		{"change key with dots", []string{"changes.order.42", "{}"}, 2, "change key \"order.42\" contains dots"},
+		{"fixed id for many", []string{"--count", "2", "--id", "same", "jobs.ping"}, 2, "needs {{n}}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -368,6 +424,12 @@ func TestInvalidConfigurationExits2(t *testing.T) {
 		{"no attempts", []string{"--queue.max_deliver=0"}, "queue.max_deliver"},
 		{"backoff cap below base", []string{"--queue.backoff=2s", "--queue.max_backoff=1s"}, "queue.max_backoff"},
 		{"not a duration", []string{"--queue.ack_wait=soon"}, "queue.ack_wait"},
+		{"nats.url not a NATS URL", []string{"--nats.url=http://nats:4222"}, "nats.url"},
+		{"nats.url malformed", []string{"--nats.url=nats://[::1"}, "nats.url"},
+		{"no ping interval", []string{"--nats.ping_interval=0s"}, "nats.ping_interval"},
+		{"ping max work", []string{"--jobs.ping.max_work=0s"}, "jobs.ping.max_work"},
+		{"port out of range", []string{"--http.addr=:99999"}, "http.addr"},
+		{"read timeout not a duration", []string{"--http.read_timeout=soon"}, "http.read_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/natsclient"
@@ -21,13 +24,31 @@ const defaultPayload = `{"id":"{{n}}","work":"50ms"}`
 // defaultPublishURL is the embedded server's default address.
 const defaultPublishURL = "nats://127.0.0.1:4222"
 
-const publishUsage = `usage: worker publish [--count N] [--url URL] [--timeout D] SUBJECT [PAYLOAD]
+// defaultMsgID makes every message of one run distinct, and a message of a
+// run distinct from those of other runs.
+const defaultMsgID = "{{run}}-{{n}}"
 
-Publishes PAYLOAD on SUBJECT into JetStream --count times and waits for each
-to be stored. {{n}} in PAYLOAD becomes the message number, 1 to N. The
-payload is sent as given, so malformed JSON is a way to watch the DLQ.
+// publishWindow bounds the messages in flight without an acknowledgement.
+const publishWindow = 256
+
+// reservedPrefixes are subjects that reach the server's own APIs or other
+// clients' replies: publishing there deletes streams or forges answers.
+var reservedPrefixes = []string{"$JS.", "$KV.", "$SYS.", "_INBOX.", "$JSC.", "$O."}
+
+const publishUsage = `usage: worker publish [--count N] [--id TEMPLATE] [--url URL] [--timeout D] SUBJECT [PAYLOAD]
+
+Publishes PAYLOAD on SUBJECT into JetStream --count times, up to 256 at once,
+and checks that each was stored. {{n}} in PAYLOAD and in --id becomes the
+message number, 1 to N; {{run}} in --id a random word drawn once per run.
+The payload is sent as given, so malformed JSON is a way to watch the DLQ.
+
+Each message carries Nats-Msg-Id from --id: the stream stores a message whose
+id it saw within its duplicate window (JOBS: 2 minutes) only once, so after a
+failure rerun the same command with a fixed --id (e.g. --id order-{{n}}) and
+nothing is stored twice. --id '' sends no id.
 
   SUBJECT   jobs.<type> for the queue (jobs.ping), changes.<key> for the feed
+            (a key is one token: no dots)
   PAYLOAD   default ` + defaultPayload + `
 
 The URL is --url, else NATS__URL, else ` + defaultPublishURL + `.
@@ -40,6 +61,7 @@ type publishOptions struct {
 	url     string
 	count   int
 	timeout time.Duration
+	msgID   string
 	subject string
 	payload string
 }
@@ -55,9 +77,13 @@ func publish(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		return host.ExitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := send(ctx, opts, log)
-	if n > 0 {
-		fmt.Fprintf(stdout, "published %d message(s) on %s\n", n, opts.subject)
+	res, err := send(ctx, opts, log)
+	if res.Stored > 0 {
+		fmt.Fprintf(stdout, "published %d message(s) on %s", res.Stored, opts.subject)
+		if res.Duplicates > 0 {
+			fmt.Fprintf(stdout, " (%d already stored under the same id)", res.Duplicates)
+		}
+		fmt.Fprintln(stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "worker publish: %v\n", err)
@@ -66,13 +92,19 @@ func publish(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	return host.ExitOK
 }
 
-func parsePublish(args, environ []string, stderr io.Writer) (publishOptions, error) {
-	opts := publishOptions{url: defaultPublishURL, payload: defaultPayload}
+// urlFrom returns --url's default: NATS__URL when set, else the embedded
+// server's address.
+func urlFrom(environ []string) string {
 	for _, kv := range environ {
 		if v, ok := strings.CutPrefix(kv, "NATS__URL="); ok && v != "" {
-			opts.url = v
+			return v
 		}
 	}
+	return defaultPublishURL
+}
+
+func parsePublish(args, environ []string, stderr io.Writer) (publishOptions, error) {
+	opts := publishOptions{url: urlFrom(environ), payload: defaultPayload}
 	fs := flag.NewFlagSet("worker publish", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -81,6 +113,7 @@ func parsePublish(args, environ []string, stderr io.Writer) (publishOptions, err
 	}
 	fs.StringVar(&opts.url, "url", opts.url, "NATS server URL")
 	fs.IntVar(&opts.count, "count", 1, "how many messages to publish")
+	fs.StringVar(&opts.msgID, "id", defaultMsgID, "Nats-Msg-Id of each message ({{n}}, {{run}}); empty sends none")
 	fs.DurationVar(&opts.timeout, "timeout", 10*time.Second, "how long to wait for the server, and for each message to be stored")
 	if err := fs.Parse(args); err != nil {
 		return opts, err
@@ -94,8 +127,11 @@ func parsePublish(args, environ []string, stderr io.Writer) (publishOptions, err
 		return opts, errors.New("want SUBJECT and at most one PAYLOAD")
 	}
 	opts.subject = fs.Arg(0)
-	if err := natsclient.ValidSubject(opts.subject); err != nil {
+	if err := checkSubject(opts.subject); err != nil {
 		return opts, err
+	}
+	if err := natsclient.ValidateURL(opts.url); err != nil {
+		return opts, fmt.Errorf("--url: %w", err)
 	}
 	if opts.count < 1 {
 		return opts, fmt.Errorf("--count = %d: must be at least 1", opts.count)
@@ -103,45 +139,57 @@ func parsePublish(args, environ []string, stderr io.Writer) (publishOptions, err
 	if opts.timeout <= 0 {
 		return opts, fmt.Errorf("--timeout = %s: must be positive", opts.timeout)
 	}
+	if opts.count > 1 && opts.msgID != "" && !strings.Contains(opts.msgID, "{{n}}") {
+		return opts, fmt.Errorf("--id %q: with --count above 1 it needs {{n}}, or every message but the first is dropped as a duplicate", opts.msgID)
+	}
 	return opts, nil
 }
 
-// send publishes the messages one by one and returns how many were stored.
-func send(ctx context.Context, opts publishOptions, log *slog.Logger) (int, error) {
-	pub, err := natsclient.NewPublisher(opts.url, log)
-	if err != nil {
-		return 0, err
+// checkSubject refuses subjects that cannot be published on, that reach the
+// server's APIs, or that no stream would take.
+func checkSubject(subject string) error {
+	if err := natsclient.ValidSubject(subject); err != nil {
+		return err
 	}
-	defer pub.Close()
-	if err := waitConnected(ctx, pub, opts.timeout); err != nil {
-		return 0, fmt.Errorf("no NATS server at %s: %w", natsclient.RedactURL(opts.url), err)
-	}
-	for i := 1; i <= opts.count; i++ {
-		data := strings.ReplaceAll(opts.payload, "{{n}}", strconv.Itoa(i))
-		pctx, cancel := context.WithTimeout(ctx, opts.timeout)
-		err := pub.Publish(pctx, opts.subject, []byte(data))
-		cancel()
-		if err != nil {
-			if errors.Is(err, natsclient.ErrUnavailable) {
-				err = fmt.Errorf("%w (is a worker running? it creates the streams)", err)
-			}
-			return i - 1, err
+	for _, p := range reservedPrefixes {
+		if strings.HasPrefix(strings.ToUpper(subject), p) {
+			return fmt.Errorf("subject %q: %s subjects belong to the server and its clients, not to jobs or changes", subject, p)
 		}
 	}
-	return opts.count, nil
-}
-
-// waitConnected gives a publisher, which connects in the background, time to
-// reach the server before the first message.
-func waitConnected(ctx context.Context, pub *natsclient.Publisher, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for pub.Ready() != nil {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
+	if key, ok := strings.CutPrefix(subject, "changes."); ok && strings.Contains(key, ".") {
+		return fmt.Errorf("subject %q: change key %q contains dots; a key is one subject token (changes.<key>), e.g. changes.%s",
+			subject, key, strings.ReplaceAll(key, ".", "-"))
 	}
 	return nil
+}
+
+// send publishes the messages with a bounded window of unacknowledged ones.
+func send(ctx context.Context, opts publishOptions, log *slog.Logger) (natsclient.BatchResult, error) {
+	pub, err := natsclient.NewPublisherWith(opts.url, natsclient.PublisherOptions{Conn: natsclient.Options{Name: "worker-publish"}}, log)
+	if err != nil {
+		return natsclient.BatchResult{}, err
+	}
+	defer pub.Close()
+	if err := pub.WaitConnected(ctx, opts.timeout); err != nil {
+		return natsclient.BatchResult{}, fmt.Errorf("no NATS server at %s: %w", natsclient.RedactURL(opts.url), err)
+	}
+	// {{run}} is fixed for the run: replace it once.
+	msgID := strings.ReplaceAll(opts.msgID, "{{run}}", strings.ToLower(rand.Text()[:10]))
+	msg := func(i int) *nats.Msg {
+		n := strconv.Itoa(i + 1)
+		m := nats.NewMsg(opts.subject)
+		m.Data = []byte(strings.ReplaceAll(opts.payload, "{{n}}", n))
+		if msgID != "" {
+			m.Header.Set(nats.MsgIdHdr, strings.ReplaceAll(msgID, "{{n}}", n))
+		}
+		return m
+	}
+	res, err := pub.PublishBatch(ctx, opts.count, publishWindow, opts.timeout, msg)
+	switch {
+	case errors.Is(err, natsclient.ErrUnavailable):
+		err = fmt.Errorf("%w (is a worker running? it creates the streams)", err)
+	case errors.Is(err, natsclient.ErrOutcomeUnknown):
+		err = fmt.Errorf("%w; some messages may have been stored: run the same command again with a fixed --id to store each at most once", err)
+	}
+	return res, err
 }

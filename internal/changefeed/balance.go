@@ -1,11 +1,10 @@
 package changefeed
 
 import (
-	"hash/fnv"
-	"time"
+	"slices"
 )
 
-// Lease is one partition's lease as an instance sees it in the lease table.
+// Lease is one partition's lease as an instance sees it in the lease bucket.
 type Lease struct {
 	// Partition is the partition the lease grants.
 	Partition int
@@ -15,89 +14,88 @@ type Lease struct {
 	// Revision is the lease's revision in the bucket, which an acquirer passes
 	// back to take it over; 0 when free.
 	Revision uint64
-	// Expires is when the owner's last renewal runs out, by the observing
-	// instance's clock.
-	Expires time.Time
+	// Expired tells that the owner stopped renewing the lease a LeaseTTL ago,
+	// by the observer's clock, or that the observer finds a lease in its own
+	// name that it does not hold (left over from an earlier run).
+	Expired bool
 }
 
-// Balance decides which leases self should try to acquire now. It follows
-// the Cosmos DB change feed processor's equal-partitions strategy:
+// Plan is what one instance does in a balancing step.
+type Plan struct {
+	// Release lists held partitions above the instance's fair share.
+	Release []int
+	// Acquire lists free or expired leases assigned to the instance.
+	Acquire []Lease
+}
+
+// Balance computes self's step towards a target assignment that every
+// member computes alike from the same view, so that the members converge
+// in one step each and no partition moves twice:
 //
-//   - the live instances are self and the owners of unexpired leases, and
-//     each should hold target = ceil(partitions / live instances);
-//   - if self holds fewer, it takes free leases, then expired ones, up to
-//     target;
-//   - if there are none, it steals one lease from the instance holding the
-//     most, if that one holds more than target, or exactly target while self
-//     is short by more than one (without that, 16 partitions over 3
-//     instances could settle at 6/6/4 instead of 6/5/5).
+//   - members are the live instances (self among them), sorted by name;
+//   - leases held live by instances that are not members (a peer that has
+//     just left and not yet released, or a foreign writer) are left alone;
+//   - the other partitions are shared out: each member's quota is their
+//     count divided by the member count, the remainder going one each to
+//     the first members by name, so quotas do not depend on who holds what;
+//   - a member above its quota releases the surplus (its highest partitions);
+//   - free and expired leases, in partition order, are dealt to the members
+//     below their quota in name order, each taking as many as it lacks.
 //
-// Stealing one lease per cycle lets the victim notice (at its next renewal)
-// before more move, and avoids instances stealing back and forth. Candidates
-// are tried from a starting point derived from self, so that instances
-// starting together contend for different leases. A lease owned by self
-// counts as self's while unexpired; an expired one is a candidate like any
-// other (the caller marks leases it finds in its own name but does not hold
-// as expired, so a restarted instance takes them back at once).
+// Nothing is ever taken from a live owner: a surplus moves by release, so a
+// partition changes owner at most once per membership change, and the
+// releasing instance finishes its in-flight change first.
 //
-// leases holds one Lease per partition; Balance is pure, so that the
-// strategy is testable without a server.
-func Balance(leases []Lease, self string, now time.Time) []Lease {
-	held := map[string]int{self: 0}
-	var free, expired []Lease
-	for _, l := range rotate(leases, self) {
+// leases holds one Lease per partition, self's held leases with Owner self
+// and Expired false. Balance is pure, so that the strategy is testable
+// without a server.
+func Balance(leases []Lease, members []string, self string) Plan {
+	members = slices.Clone(members)
+	if !slices.Contains(members, self) {
+		members = append(members, self)
+	}
+	slices.Sort(members)
+	members = slices.Compact(members)
+
+	held := map[string][]int{}
+	var takeable []Lease
+	shared := len(leases)
+	for _, l := range leases {
 		switch {
-		case l.Owner == "":
-			free = append(free, l)
-		case !now.Before(l.Expires):
-			expired = append(expired, l)
+		case l.Owner == "" || l.Expired:
+			takeable = append(takeable, l)
+		case slices.Contains(members, l.Owner):
+			held[l.Owner] = append(held[l.Owner], l.Partition)
 		default:
-			held[l.Owner]++
+			shared-- // a live non-member's: not ours to share
 		}
 	}
-	target := (len(leases) + len(held) - 1) / len(held)
-	need := target - held[self]
-	if need <= 0 {
-		return nil
-	}
-	if candidates := append(free, expired...); len(candidates) > 0 {
-		return candidates[:min(need, len(candidates))]
-	}
-	victim := busiest(held, self)
-	if most := held[victim]; victim == "" || most < target || (most == target && need == 1) {
-		return nil
-	}
-	for _, l := range rotate(leases, self) {
-		if l.Owner == victim && now.Before(l.Expires) {
-			return []Lease{l}
-		}
-	}
-	return nil
-}
 
-// busiest returns the instance other than self holding the most leases, the
-// first by name among equals so that the choice is deterministic; empty if
-// there is no other instance.
-func busiest(held map[string]int, self string) string {
-	var name string
-	for owner, n := range held {
-		if owner == self {
+	quota := func(i int) int {
+		q := shared / len(members)
+		if i < shared%len(members) {
+			q++
+		}
+		return q
+	}
+	var plan Plan
+	next := 0
+	for i, m := range members {
+		q, have := quota(i), held[m]
+		if m == self && len(have) > q {
+			surplus := slices.Clone(have)
+			slices.Sort(surplus)
+			plan.Release = surplus[q:]
+		}
+		need := q - len(have)
+		if need <= 0 {
 			continue
 		}
-		if name == "" || n > held[name] || (n == held[name] && owner < name) {
-			name = owner
+		end := min(next+need, len(takeable))
+		if m == self {
+			plan.Acquire = takeable[next:end]
 		}
+		next = end
 	}
-	return name
-}
-
-// rotate returns leases starting at an offset derived from self's name.
-func rotate(leases []Lease, self string) []Lease {
-	if len(leases) == 0 {
-		return nil
-	}
-	h := fnv.New32a()
-	h.Write([]byte(self))
-	start := int(h.Sum32() % uint32(len(leases)))
-	return append(leases[start:len(leases):len(leases)], leases[:start]...)
+	return plan
 }

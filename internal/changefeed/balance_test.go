@@ -1,14 +1,12 @@
 package changefeed_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
 )
-
-var now = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // run is a range of consecutive partitions in one state.
 type run struct {
@@ -26,11 +24,7 @@ func leaseTable(runs ...run) []changefeed.Lease {
 			p := len(leases)
 			l := changefeed.Lease{Partition: p}
 			if r.owner != "" {
-				l.Owner, l.Revision = r.owner, uint64(100+p)
-				l.Expires = now.Add(time.Second)
-				if r.expired {
-					l.Expires = now.Add(-time.Second)
-				}
+				l.Owner, l.Revision, l.Expired = r.owner, uint64(100+p), r.expired
 			}
 			leases = append(leases, l)
 		}
@@ -40,118 +34,143 @@ func leaseTable(runs ...run) []changefeed.Lease {
 
 func TestBalance(t *testing.T) {
 	tests := []struct {
-		name   string
-		leases []changefeed.Lease
-		self   string
-		want   []int // partitions to acquire
+		name    string
+		leases  []changefeed.Lease
+		members []string
+		self    string
+		acquire []int
+		release []int
 	}{
-		{"alone takes every free lease", leaseTable(run{"", 16, false}), "a", seq(0, 16)},
-		{"nothing to balance", nil, "a", nil},
-		{"even split is stable", leaseTable(run{"a", 8, false}, run{"b", 8, false}), "a", nil},
-		{"newcomer steals one from a sole owner", leaseTable(run{"b", 16, false}), "a", []int{-1}},
-		{"steals from an owner above target", leaseTable(run{"a", 7, false}, run{"b", 9, false}), "a", []int{-1}},
-		{"holder above target takes nothing", leaseTable(run{"a", 10, false}, run{"b", 6, false}), "a", nil},
-		{"short by two steals from an owner at target", leaseTable(run{"a", 4, false}, run{"b", 6, false}, run{"c", 6, false}), "a", []int{-1}},
-		{"short by one leaves owners at target alone", leaseTable(run{"a", 5, false}, run{"b", 6, false}, run{"c", 5, false}), "a", nil},
-		{"expired leases go to the live", leaseTable(run{"b", 8, false}, run{"c", 8, true}), "a", seq(8, 16)},
-		{"owner with only expired leases is not live", leaseTable(run{"a", 8, false}, run{"c", 8, true}), "a", seq(8, 16)},
-		{"free before expired", leaseTable(run{"a", 1, false}, run{"b", 1, false}, run{"c", 1, true}, run{"", 1, false}), "a", []int{3}},
-		{"no steal while free leases fall short", leaseTable(run{"", 2, false}, run{"b", 14, false}), "a", []int{0, 1}},
-		{"takes back its own expired lease", leaseTable(run{"a", 1, true}), "a", []int{0}},
-		{"lease expiring now is expired", []changefeed.Lease{{Partition: 0, Owner: "b", Revision: 7, Expires: now}}, "a", []int{0}},
+		{"alone takes every free lease", leaseTable(run{"", 16, false}), nil, "a", seq(0, 16), nil},
+		{"nothing to balance", nil, nil, "a", nil, nil},
+		{"even split is stable", leaseTable(run{"a", 8, false}, run{"b", 8, false}), []string{"a", "b"}, "a", nil, nil},
+		{"sole owner releases half to a newcomer", leaseTable(run{"b", 16, false}), []string{"a", "b"}, "b", nil, seq(8, 16)},
+		{"newcomer takes nothing live", leaseTable(run{"b", 16, false}), []string{"a", "b"}, "a", nil, nil},
+		{"newcomer takes the released", leaseTable(run{"b", 8, false}, run{"", 8, false}), []string{"a", "b"}, "a", seq(8, 16), nil},
+		{"remainder goes to the first names", leaseTable(run{"", 16, false}), []string{"a", "b", "c"}, "a", seq(0, 6), nil},
+		{"second name deals after the first", leaseTable(run{"", 16, false}), []string{"a", "b", "c"}, "b", seq(6, 11), nil},
+		{"last name deals last", leaseTable(run{"", 16, false}), []string{"a", "b", "c"}, "c", seq(11, 16), nil},
+		{"above quota releases its highest", leaseTable(run{"c", 8, false}, run{"a", 4, false}, run{"b", 4, false}), []string{"a", "b", "c"}, "c", nil, seq(5, 8)},
+		{"expired leases go to the live", leaseTable(run{"b", 8, false}, run{"c", 8, true}), []string{"a", "b"}, "a", seq(8, 16), nil},
+		{"takes back its own leftover", leaseTable(run{"a", 1, true}), nil, "a", []int{0}, nil},
+		{"a live non-member's lease is left alone", leaseTable(run{"x", 2, false}, run{"", 14, false}), []string{"a", "b"}, "b", seq(9, 16), nil},
+		{"waits for releases when short of free leases", leaseTable(run{"", 2, false}, run{"b", 14, false}), []string{"a", "b"}, "a", []int{0, 1}, seq(8, 14)[:0]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := changefeed.Balance(tt.leases, tt.self, now)
-			if slices.Equal(tt.want, []int{-1}) {
-				assertSteal(t, tt.leases, tt.self, got)
-				return
-			}
-			var parts []int
-			for _, l := range got {
-				parts = append(parts, l.Partition)
+			plan := changefeed.Balance(tt.leases, tt.members, tt.self)
+			var got []int
+			for _, l := range plan.Acquire {
+				got = append(got, l.Partition)
 				if in := tt.leases[l.Partition]; l != in {
 					t.Errorf("acquire %+v, want the lease as read: %+v", l, in)
 				}
 			}
-			slices.Sort(parts)
-			if !slices.Equal(parts, tt.want) {
-				t.Errorf("Balance = %v, want %v", parts, tt.want)
+			if !slices.Equal(got, tt.acquire) {
+				t.Errorf("Acquire = %v, want %v", got, tt.acquire)
+			}
+			if !slices.Equal(plan.Release, tt.release) {
+				t.Errorf("Release = %v, want %v", plan.Release, tt.release)
 			}
 		})
 	}
 }
 
-// assertSteal checks that got is one live lease of the instance holding the
-// most leases other than self.
-func assertSteal(t *testing.T, leases []changefeed.Lease, self string, got []changefeed.Lease) {
-	t.Helper()
-	if len(got) != 1 {
-		t.Fatalf("Balance = %v, want one lease stolen", got)
-	}
-	held := map[string]int{}
-	for _, l := range leases {
-		held[l.Owner]++
-	}
-	l := got[0]
-	if l.Owner == self || l.Owner == "" || !now.Before(l.Expires) {
-		t.Fatalf("stole %+v, want a live lease of another instance", l)
-	}
-	for owner, n := range held {
-		if owner != self && owner != "" && n > held[l.Owner] {
-			t.Fatalf("stole from %s (%d leases), but %s holds %d", l.Owner, held[l.Owner], owner, n)
+// TestBalanceConvergesInOneStepWithoutThrash plays balancing steps of every
+// member against a shared table, as if every write succeeded, for
+// membership changes up to 256 partitions and 16 members. Each member acts
+// once per round (releases land before the next round's acquisitions). The
+// table must be balanced after two rounds (release, then take) and no
+// partition may change owner more than once.
+func TestBalanceConvergesInOneStepWithoutThrash(t *testing.T) {
+	names := func(n int) []string {
+		var s []string
+		for i := range n {
+			s = append(s, fmt.Sprintf("w%02d", i))
 		}
+		return s
 	}
-	if l != leases[l.Partition] {
-		t.Fatalf("steal %+v, want the lease as read: %+v", l, leases[l.Partition])
-	}
-}
-
-// TestBalanceConverges plays balance cycles of three instances against a
-// shared table until nothing changes, as if every acquisition succeeded,
-// and checks that they settle as evenly as target allows.
-func TestBalanceConverges(t *testing.T) {
 	tests := []struct {
-		name  string
-		start []changefeed.Lease
+		partitions int
+		before     []string // members that split the table evenly before
+		after      []string
 	}{
-		{"from a fresh table", leaseTable(run{"", 16, false})},
-		{"from one owner of all", leaseTable(run{"a", 16, false})},
-		{"from 6/6/4", leaseTable(run{"a", 6, false}, run{"b", 6, false}, run{"c", 4, false})},
-		{"from a dead owner's leases", leaseTable(run{"x", 10, true}, run{"a", 6, false})},
+		{16, nil, names(1)},
+		{16, nil, names(2)},
+		{256, nil, names(16)},
+		{256, names(2), names(3)},
+		{256, names(3), names(16)},
+		{256, names(16), names(15)},
+		{256, names(16), names(16)[1:]},
+		{17, names(4), names(5)},
+		{5, names(2), names(7)},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			leases := slices.Clone(tt.start)
-			for round := 0; settle(leases, "a", "b", "c"); round++ {
-				if round > 100 {
-					t.Fatal("no balance within 100 rounds")
-				}
+		t.Run(fmt.Sprintf("P=%d,%d→%d", tt.partitions, len(tt.before), len(tt.after)), func(t *testing.T) {
+			leases := leaseTable(run{"", tt.partitions, false})
+			if len(tt.before) > 0 {
+				play(leases, tt.before, 3)
+			}
+			moves := map[int]int{}
+			start := slices.Clone(leases)
+			rounds := play(leases, tt.after, 10)
+			if rounds > 2 {
+				t.Errorf("balanced after %d rounds, want at most 2", rounds)
 			}
 			held := map[string]int{}
-			for _, l := range leases {
+			for i, l := range leases {
 				held[l.Owner]++
+				if l.Owner != start[i].Owner && start[i].Owner != "" {
+					moves[i]++
+				}
 			}
-			got := []int{held["a"], held["b"], held["c"]}
-			slices.Sort(got)
-			if want := []int{5, 5, 6}; !slices.Equal(got, want) {
-				t.Fatalf("settled at %v, want %v", got, want)
+			lo, hi := tt.partitions/len(tt.after), (tt.partitions+len(tt.after)-1)/len(tt.after)
+			for _, m := range tt.after {
+				if held[m] < lo || held[m] > hi {
+					t.Errorf("%s holds %d, want %d..%d (%v)", m, held[m], lo, hi, held)
+				}
+			}
+			for p, n := range moves {
+				if n > 1 {
+					t.Errorf("partition %d moved %d times", p, n)
+				}
 			}
 		})
 	}
 }
 
-// settle runs one balance cycle per instance and reports whether any lease
-// changed hands.
-func settle(leases []changefeed.Lease, instances ...string) bool {
-	changed := false
-	for _, self := range instances {
-		for _, l := range changefeed.Balance(leases, self, now) {
-			leases[l.Partition] = changefeed.Lease{Partition: l.Partition, Owner: self, Revision: l.Revision + 1, Expires: now.Add(time.Second)}
-			changed = true
+// play runs rounds until nothing changes (or max), returning how many
+// rounds changed something. A member that left drops its leases to free.
+func play(leases []changefeed.Lease, members []string, max int) int {
+	for i := range leases {
+		if o := leases[i].Owner; o != "" && !slices.Contains(members, o) {
+			leases[i] = changefeed.Lease{Partition: i}
 		}
 	}
-	return changed
+	rounds := 0
+	for range max {
+		snapshot := slices.Clone(leases)
+		changed := false
+		for _, self := range members {
+			plan := changefeed.Balance(snapshot, members, self)
+			for _, p := range plan.Release {
+				leases[p] = changefeed.Lease{Partition: p}
+				changed = true
+			}
+			for _, l := range plan.Acquire {
+				if leases[l.Partition] != l {
+					panic(fmt.Sprintf("%s acquires %d, which another member took in the same round", self, l.Partition))
+				}
+				leases[l.Partition] = changefeed.Lease{Partition: l.Partition, Owner: self, Revision: l.Revision + 1}
+				changed = true
+			}
+		}
+		if !changed {
+			break
+		}
+		rounds++
+	}
+	return rounds
 }
 
 func seq(from, to int) []int {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"time"
 )
 
@@ -18,8 +19,23 @@ const (
 )
 
 // maxPartitions bounds the consumer count: every partition is one durable
-// consumer on the server and one lease read per balance cycle.
+// consumer on the server and one lease renewal per renew interval.
 const maxPartitions = 1024
+
+// maxBatch bounds the changes one owner holds per partition.
+const maxBatch = 4096
+
+// instancePattern is what an instance name may look like: it is part of a
+// key in the lease bucket (member.<instance>), whose keys allow these
+// characters in dot-separated tokens. Kubernetes pod names qualify.
+var instancePattern = regexp.MustCompile(`^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*$`)
+
+// Margin returns the fencing margin for a lease TTL: a held lease is used
+// only until its last successful renewal's send time + ttl - Margin(ttl).
+// Peers judge it expired no earlier than ttl after they first saw that
+// renewal, so the margin is what is left for an acknowledgement to land
+// and for clock-rate differences between machines.
+func Margin(ttl time.Duration) time.Duration { return ttl / 10 }
 
 // Config is the processor's configuration. Each field names its config key;
 // start from DefaultConfig.
@@ -35,9 +51,10 @@ type Config struct {
 	// (changefeed.lease_ttl): the time a crashed replica's partitions wait
 	// before a peer takes them over.
 	LeaseTTL time.Duration
-	// RenewInterval is the period of the balance cycle that renews, reads and
-	// acquires leases (changefeed.renew_interval). It must be below LeaseTTL,
-	// with room for a renewal's round trip.
+	// RenewInterval is the period of lease renewal (changefeed.renew_interval).
+	// It must be below LeaseTTL - Margin(LeaseTTL), with room for a
+	// renewal's round trip; a balancing change waits RenewInterval/2 for the
+	// membership to settle.
 	RenewInterval time.Duration
 	// StartFrom is where a brand-new feed starts (changefeed.start_from):
 	// StartBeginning or StartNow. An existing consumer keeps its checkpoint.
@@ -48,6 +65,10 @@ type Config struct {
 	// RetryDelay is how long a change whose handler failed waits before it is
 	// redelivered (changefeed.retry_delay), and the pause after a failed fetch.
 	RetryDelay time.Duration
+	// Batch is how many changes of a partition one pull may fetch
+	// (changefeed.batch): the consumer's MaxAckPending. The owner handles a
+	// batch's changes one at a time, in order, acknowledging each.
+	Batch int
 	// FetchWait is how long one pull waits for a change
 	// (changefeed.fetch_wait). It bounds how long Stop and a lost lease wait
 	// for an outstanding pull to end.
@@ -72,6 +93,7 @@ func DefaultConfig() Config {
 		StartFrom:     StartBeginning,
 		AckWait:       30 * time.Second,
 		RetryDelay:    time.Second,
+		Batch:         64,
 		FetchWait:     time.Second,
 		MaxAge:        7 * 24 * time.Hour,
 		Replicas:      1,
@@ -82,8 +104,11 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Instance == "" {
+	switch {
+	case c.Instance == "":
 		bad("changefeed.instance is empty: set it to a name unique among the replicas")
+	case !instancePattern.MatchString(c.Instance):
+		bad("changefeed.instance = %q: use letters, digits, '-', '_', '=', '/' and single inner dots", c.Instance)
 	}
 	if c.Partitions < 1 || c.Partitions > maxPartitions {
 		bad("changefeed.partitions = %d: must be between 1 and %d", c.Partitions, maxPartitions)
@@ -91,8 +116,9 @@ func (c Config) Validate() error {
 	if c.LeaseTTL <= 0 {
 		bad("changefeed.lease_ttl = %s: must be positive", c.LeaseTTL)
 	}
-	if c.RenewInterval <= 0 || c.RenewInterval >= c.LeaseTTL {
-		bad("changefeed.renew_interval = %s: must be positive and less than changefeed.lease_ttl (%s)", c.RenewInterval, c.LeaseTTL)
+	if c.RenewInterval <= 0 || c.RenewInterval >= c.LeaseTTL-Margin(c.LeaseTTL) {
+		bad("changefeed.renew_interval = %s: must be positive and less than 0.9 × changefeed.lease_ttl (%s), the lease's usable time",
+			c.RenewInterval, c.LeaseTTL)
 	}
 	if c.StartFrom != StartBeginning && c.StartFrom != StartNow {
 		bad("changefeed.start_from = %q: must be %q or %q", c.StartFrom, StartBeginning, StartNow)
@@ -102,6 +128,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryDelay < 0 {
 		bad("changefeed.retry_delay = %s: must not be negative", c.RetryDelay)
+	}
+	if c.Batch < 1 || c.Batch > maxBatch {
+		bad("changefeed.batch = %d: must be between 1 and %d", c.Batch, maxBatch)
 	}
 	if c.FetchWait <= 0 {
 		bad("changefeed.fetch_wait = %s: must be positive", c.FetchWait)

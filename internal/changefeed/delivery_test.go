@@ -149,14 +149,21 @@ func TestLostLeaseCancelsHandlerAndRedelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := strconv.Itoa(c.Partition)
-	e, err := kv.Get(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stolen := time.Now()
-	if _, err := kv.Update(context.Background(), key, []byte("intruder"), e.Revision()); err != nil {
-		t.Fatal(err)
-	}
+	// The owner renews every renew interval: an intruder that read a
+	// revision just before a renewal tries again.
+	var stolen time.Time
+	eventually(t, 5*time.Second, "intruder takes the lease", func() bool {
+		e, err := kv.Get(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stolen = time.Now()
+		_, err = kv.Update(context.Background(), key, []byte("intruder"), e.Revision())
+		if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
 	if err := receive(t, cancelled, testRenew+slack, "handler cancellation"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("handler context ended with %v, want context.Canceled", err)
 	}

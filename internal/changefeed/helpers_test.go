@@ -2,6 +2,9 @@ package changefeed_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,7 +79,7 @@ func testConfig(instance string) changefeed.Config {
 func startProcessor(tb testing.TB, s *server.Server, cfg changefeed.Config, h changefeed.Handler, m *changefeed.Metrics) (*changefeed.Processor, *nats.Conn) {
 	tb.Helper()
 	nc, js := connect(tb, s)
-	p, err := changefeed.New(cfg, func() jetstream.JetStream { return js }, h, m, nil)
+	p, err := changefeed.New(cfg, func() jetstream.JetStream { return js }, h, m, testLog(tb, cfg.Instance))
 	if err != nil {
 		tb.Fatalf("new processor: %v", err)
 	}
@@ -143,4 +146,19 @@ func partitionedOnce(partitions int, ps ...*changefeed.Processor) bool {
 		}
 	}
 	return len(seen) == partitions
+}
+
+// testLog logs through tb when CHANGEFEED_TEST_LOG is set, else nowhere.
+func testLog(tb testing.TB, instance string) *slog.Logger {
+	if os.Getenv("CHANGEFEED_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", instance)
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(b []byte) (int, error) {
+	w.tb.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }

@@ -3,21 +3,29 @@ package changefeed
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// leaseTable reads and writes the lease bucket for one instance.
+// The lease bucket holds two kinds of keys:
 //
-// How a lease expires. A renewal is an Update that must name the revision
-// last written, so it either creates a new revision or fails. Readers judge
-// expiry themselves: a lease whose revision has not changed for LeaseTTL, by
-// the reader's own clock since it first saw that revision, is expired (the
-// way Kubernetes' leader election reads its Lease objects). The server does
-// not expire anything. The alternatives were worse here:
+//   - <partition> (0, 1, ...): the partition's lease, valued by the owning
+//     instance's name. Its owner rewrites it every RenewInterval with an
+//     Update naming the revision it last wrote, so a renewal either proves
+//     that nobody took the lease meanwhile or fails.
+//   - member.<instance>: the instance's heartbeat, rewritten every
+//     RenewInterval, deleted on Stop. The live members share the partitions.
+//
+// How a lease expires. Readers judge expiry themselves, from the watched
+// view of the bucket: a key whose revision has not changed for LeaseTTL, by
+// the reader's own monotonic clock since it first saw that revision, is
+// expired (the way Kubernetes' leader election reads its Lease objects).
+// The server expires nothing. The alternatives were worse here:
 //
 //   - bucket TTL (the stream's MaxAge) is at least 100ms, but the server
 //     checks ages at most every 250ms, so leases would outlive their TTL by a
@@ -31,66 +39,38 @@ import (
 // for one LeaseTTL, which only delays taking over a crashed peer's leases
 // (released leases are free at once).
 //
-// leaseTable is used by the balance loop's goroutine only.
-type leaseTable struct {
-	kv   jetstream.KeyValue
-	self string
-	ttl  time.Duration
-	// seen records, per partition, the revision last read and when it was
-	// first read.
-	seen map[int]sighting
-}
+// The owner's side of the same rule is the fencing deadline: a renewal sent
+// at time s lets the owner use the lease until s + LeaseTTL - Margin, since
+// no peer can have seen that revision before s.
 
-type sighting struct {
-	rev uint64
-	at  time.Time
-}
-
-func newLeaseTable(kv jetstream.KeyValue, self string, ttl time.Duration) *leaseTable {
-	return &leaseTable{kv: kv, self: self, ttl: ttl, seen: map[int]sighting{}}
-}
+// memberPrefix starts the key of an instance's heartbeat.
+const memberPrefix = "member."
 
 func leaseKey(p int) string { return strconv.Itoa(p) }
 
-// read returns one Lease per partition. held gives the revision and renewal
-// time of the leases this instance holds: those expire LeaseTTL after their
-// renewal was sent, the earliest any reader can judge them expired. A lease
-// in this instance's name that it does not hold is left over from an
-// earlier run under the same name; it is reported expired so that Balance
-// offers it back at once.
-func (t *leaseTable) read(ctx context.Context, partitions int, held map[int]heldLease) ([]Lease, error) {
-	leases := make([]Lease, partitions)
-	for p := range leases {
-		leases[p].Partition = p
-		e, err := t.kv.Get(ctx, leaseKey(p))
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			delete(t.seen, p)
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read lease %d: %w", p, err)
-		}
-		now := time.Now()
-		l := &leases[p]
-		l.Owner, l.Revision = string(e.Value()), e.Revision()
-		if s, ok := t.seen[p]; !ok || s.rev != l.Revision {
-			t.seen[p] = sighting{rev: l.Revision, at: now}
-		}
-		switch h, ok := held[p]; {
-		case ok && h.rev == l.Revision:
-			l.Expires = h.renewed.Add(t.ttl)
-		case l.Owner == t.self:
-			l.Expires = time.Time{}
-		default:
-			l.Expires = t.seen[p].at.Add(t.ttl)
-		}
+func memberKey(instance string) string { return memberPrefix + instance }
+
+// parseKey tells a lease key (partition >= 0) from a member key (name set).
+func parseKey(key string) (partition int, member string) {
+	if m, ok := strings.CutPrefix(key, memberPrefix); ok {
+		return -1, m
 	}
-	return leases, nil
+	p, err := strconv.Atoi(key)
+	if err != nil || p < 0 {
+		return -1, ""
+	}
+	return p, ""
 }
 
-// acquire takes l, free or someone else's, and returns the new revision. It
-// fails with jetstream.ErrKeyExists or jetstream.ErrKeyRevisionMismatch if
-// another instance changed the lease since it was read.
+// leaseTable writes the lease bucket for one instance.
+type leaseTable struct {
+	kv   jetstream.KeyValue
+	self string
+}
+
+// acquire takes l, free or expired, and returns the new revision. It fails
+// with jetstream.ErrKeyExists or jetstream.ErrKeyRevisionMismatch if another
+// instance changed the lease since it was seen.
 func (t *leaseTable) acquire(ctx context.Context, l Lease) (uint64, error) {
 	if l.Owner == "" {
 		// Create also succeeds over a released (deleted) lease.
@@ -105,11 +85,79 @@ func (t *leaseTable) renew(ctx context.Context, p int, rev uint64) (uint64, erro
 	return t.kv.Update(ctx, leaseKey(p), []byte(t.self), rev)
 }
 
-// release deletes a held lease unless it was taken over meanwhile.
+// appliedRenewal reads lease p after a renewal naming rev failed: if the
+// lease is still in this instance's name at a later revision, an earlier
+// renewal whose answer was lost was applied, and its revision is returned.
+func (t *leaseTable) appliedRenewal(ctx context.Context, p int, rev uint64) (uint64, bool, error) {
+	e, err := t.kv.Get(ctx, leaseKey(p))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return e.Revision(), string(e.Value()) == t.self && e.Revision() > rev, nil
+}
+
+// release deletes a held lease unless it was taken over meanwhile. A
+// renewal applied but unanswered (cut off by Stop, say) has moved the
+// revision on: the lease is then deleted at that revision.
 func (t *leaseTable) release(ctx context.Context, p int, rev uint64) error {
 	err := t.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
+	if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return err
+	}
+	latest, mine, err := t.appliedRenewal(ctx, p, rev)
+	if err != nil || !mine {
+		return err // someone else's now: nothing to release
+	}
+	err = t.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(latest))
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return nil // someone else's now: nothing to release
+		return nil
 	}
 	return err
+}
+
+// heartbeat announces this instance as a live member.
+func (t *leaseTable) heartbeat(ctx context.Context) error {
+	_, err := t.kv.Put(ctx, memberKey(t.self), []byte(t.self))
+	return err
+}
+
+// leave removes this instance from the members.
+func (t *leaseTable) leave(ctx context.Context) error {
+	return t.kv.Delete(ctx, memberKey(t.self))
+}
+
+// lease is a lease this instance holds, shared by the renewer (which moves
+// its deadline), the balancer (which acquires and releases it) and the
+// partition's worker (which checks it before every handling and ack).
+type lease struct {
+	partition int
+	// token is the revision written by the acquisition: the fencing token.
+	// A later owner's acquisition writes a later revision.
+	token uint64
+	w     *worker
+
+	// deadline is the monotonic time (see Processor.now) after which the
+	// lease must not be used unless a renewal moves it.
+	deadline atomic.Int64
+
+	mu  sync.Mutex // serialises the lease's writes
+	rev uint64     // the revision last written, named by the next write
+	// unconfirmed is when the first renewal since the last answered one
+	// was sent (monotonic); 0 when every renewal was answered.
+	unconfirmed time.Duration
+	gone        bool // lost or released: no more writes
+}
+
+// fence reports the fencing token and whether the lease may be used at
+// monotonic time now.
+func (l *lease) fence(now time.Duration) (uint64, bool) {
+	return l.token, int64(now) < l.deadline.Load()
+}
+
+// extend moves the deadline to a renewal sent at monotonic time sent.
+func (l *lease) extend(sent, usable time.Duration) {
+	l.deadline.Store(int64(sent + usable))
 }

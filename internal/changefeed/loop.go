@@ -4,101 +4,116 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// loop runs a balance cycle at once and then every RenewInterval until Stop.
-func (pr *Processor) loop(ctx context.Context) {
+// balanceLoop acts on the watched view until Stop: whenever an owner or a
+// member appears, changes or goes, when a key is due to expire, and at
+// least every RenewInterval.
+func (pr *Processor) balanceLoop(ctx context.Context) {
 	defer close(pr.loopDone)
-	tick := time.NewTicker(pr.cfg.RenewInterval)
-	defer tick.Stop()
+	var b balancer
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
-		err := pr.cycle(ctx)
-		pr.mu.Lock()
-		pr.cycleErr = err
-		pr.mu.Unlock()
 		select {
 		case <-pr.stop:
 			return
-		case <-tick.C:
+		case <-ctx.Done():
+			return
+		case <-pr.view.changed:
+		case <-timer.C:
 		}
+		pr.balanceHold.Lock() // a test hook stalls balancing by holding it
+		wait := pr.balance(ctx, &b)
+		pr.balanceHold.Unlock()
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
 	}
 }
 
-// cycle renews the held leases, reads them all, acquires what Balance
-// decides and refreshes the lag of the owned partitions. It is bounded by
-// RenewInterval: with the server unreachable, requests would otherwise
-// wait for the client's own timeout and the next renewals, and giving up
-// leases that cannot be renewed, would come too late.
-func (pr *Processor) cycle(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, pr.cfg.RenewInterval)
+// balancer is the balance loop's memory between steps.
+type balancer struct {
+	members   []string      // the membership last seen
+	changedAt time.Duration // when it last changed (monotonic)
+}
+
+// settle is how long the membership must stay unchanged before the
+// balancer acts on it: replicas that start or stop together then count
+// each other in one step, instead of moving partitions twice.
+func (pr *Processor) settle() time.Duration { return pr.cfg.RenewInterval / 2 }
+
+// balance runs one step: it drops held leases the view shows taken over,
+// and once the membership has settled releases surplus leases or acquires
+// its share of the free ones. It returns when to look again.
+func (pr *Processor) balance(ctx context.Context, b *balancer) time.Duration {
+	if !pr.view.isSynced() {
+		return pr.cfg.RenewInterval
+	}
+	now := pr.now()
+	held := pr.heldLeases()
+	snap := pr.view.snapshot(pr.cfg.Partitions, pr.cfg.Instance, held, now)
+	for p, l := range held {
+		if s, ok := snap.owners[p]; ok && s.value != pr.cfg.Instance && s.rev > l.token {
+			pr.lose(l, "taken over")
+		}
+	}
+	if !slices.Equal(snap.members, b.members) {
+		b.members, b.changedAt = snap.members, now
+		pr.log.Info("change feed members", "members", len(snap.members), "instances", snap.members)
+	}
+	wait := pr.cfg.RenewInterval
+	if snap.next >= 0 {
+		wait = min(wait, snap.next-now+time.Millisecond)
+	}
+	if left := b.changedAt + pr.settle() - now; left > 0 {
+		return min(wait, left)
+	}
+	plan := Balance(snap.leases, snap.members, pr.cfg.Instance)
+	// A release waits for the in-flight change, which may take up to
+	// AckWait; an acquisition is one round trip.
+	rctx, cancel := context.WithTimeout(ctx, pr.cfg.AckWait)
 	defer cancel()
-	renewErr := pr.renew(ctx)
-	leases, err := pr.table.read(ctx, pr.cfg.Partitions, pr.heldLeases())
-	if err != nil {
-		return errors.Join(renewErr, err)
+	pr.releaseSurplus(rctx, plan.Release)
+	actx, cancel := context.WithTimeout(ctx, pr.cfg.RenewInterval)
+	defer cancel()
+	pr.acquireAll(actx, plan.Acquire)
+	if len(plan.Release)+len(plan.Acquire) > 0 {
+		// Look again soon: the step may have lost races to peers.
+		return min(wait, pr.settle())
 	}
-	var errs []error
-	for _, l := range Balance(leases, pr.cfg.Instance, time.Now()) {
-		errs = append(errs, pr.acquire(ctx, l))
-	}
-	pr.reportLag(ctx)
-	return errors.Join(append(errs, renewErr)...)
+	return wait
 }
 
-// renew rewrites every held lease. A lease found taken over is lost at once.
-// A lease that could not be renewed (the server unreachable) is given up
-// when it would expire before the next cycle: from then on a peer may
-// judge it expired and take the partition, and two replicas must not
-// process one partition.
-func (pr *Processor) renew(ctx context.Context) error {
-	var errs []error
-	for p, h := range pr.heldLeases() {
-		sent := time.Now()
-		rev, err := pr.table.renew(ctx, p, h.rev)
-		switch {
-		case err == nil:
-			h.rev, h.renewed = rev, sent
-			pr.mu.Lock()
-			pr.held[p] = h
-			pr.mu.Unlock()
-		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-			pr.lose(p, "taken over")
-		case time.Since(h.renewed)+pr.cfg.RenewInterval >= pr.cfg.LeaseTTL:
-			pr.lose(p, "not renewed within the lease TTL")
-			errs = append(errs, fmt.Errorf("renew lease %d: %w", p, err))
-		default:
-			errs = append(errs, fmt.Errorf("renew lease %d: %w", p, err))
-		}
+// acquireAll acquires leases concurrently and waits for them.
+func (pr *Processor) acquireAll(ctx context.Context, leases []Lease) {
+	sem := make(chan struct{}, renewConcurrency)
+	var wg sync.WaitGroup
+	for _, l := range leases {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := pr.acquire(ctx, l); err != nil {
+				pr.log.Warn("change feed lease not acquired", "partition", l.Partition, "err", err)
+			}
+		})
 	}
-	return errors.Join(errs...)
-}
-
-// lose forgets a held lease and cancels its partition's handler.
-func (pr *Processor) lose(p int, reason string) {
-	pr.mu.Lock()
-	h := pr.held[p]
-	delete(pr.held, p)
-	n := len(pr.held)
-	pr.mu.Unlock()
-	h.w.abort()
-	pr.metrics.dropPending(p)
-	pr.metrics.setOwned(n)
-	pr.log.Info("change feed lease lost", "partition", p, "reason", reason, "owned", n)
+	wg.Wait()
 }
 
 // acquire takes l and starts consuming its partition. Losing the race for
 // it to a peer is not an error.
 func (pr *Processor) acquire(ctx context.Context, l Lease) error {
-	pr.mu.Lock()
-	_, held := pr.held[l.Partition]
-	pr.mu.Unlock()
-	if held {
-		return nil
-	}
-	sent := time.Now()
+	sent := pr.now()
 	rev, err := pr.table.acquire(ctx, l)
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		pr.log.Debug("change feed lease taken by a peer first", "partition", l.Partition)
@@ -108,28 +123,75 @@ func (pr *Processor) acquire(ctx context.Context, l Lease) error {
 		return fmt.Errorf("acquire lease %d: %w", l.Partition, err)
 	}
 	p := l.Partition
-	w := pr.startWorker(pr.base, p, pr.lastDone[p])
-	pr.lastDone[p] = w.done
+	nl := &lease{partition: p, token: rev, rev: rev}
+	nl.extend(sent, pr.usable())
 	pr.mu.Lock()
-	pr.held[p] = heldLease{rev: rev, renewed: sent, w: w}
+	prev := pr.lastDone[p]
+	w := pr.startWorker(nl, prev)
+	pr.lastDone[p] = w.done
+	pr.held[p] = nl
 	n := len(pr.held)
 	pr.mu.Unlock()
+	// Logged before the gauge moves, so that whoever sees the gauge finds
+	// the line.
+	pr.log.Info("change feed lease acquired", "partition", p, "from", l.Owner, "fencing_token", rev, "owned", n)
 	pr.metrics.setOwned(n)
-	pr.log.Info("change feed lease acquired", "partition", p, "from", l.Owner, "owned", n)
 	return nil
 }
 
-// reportLag exports the consumer's pending count of each owned partition.
-func (pr *Processor) reportLag(ctx context.Context) {
-	if pr.metrics == nil {
+// releaseSurplus hands the given held partitions back, concurrently: each
+// finishes its in-flight change, then its lease is deleted.
+func (pr *Processor) releaseSurplus(ctx context.Context, partitions []int) {
+	if len(partitions) == 0 {
 		return
 	}
-	for p := range pr.heldLeases() {
-		info, err := pr.consumers[p].Info(ctx)
-		if err != nil {
-			pr.log.Debug("change feed lag unknown", "partition", p, "err", err)
-			continue
+	held := pr.heldLeases()
+	var wg sync.WaitGroup
+	for _, p := range partitions {
+		if l, ok := held[p]; ok {
+			wg.Go(func() { pr.release(ctx, l, "balance") })
 		}
-		pr.metrics.setPending(p, info.NumPending)
+	}
+	wg.Wait()
+	pr.log.Info("change feed leases released", "instance", pr.cfg.Instance, "count", len(partitions), "reason", "balance")
+}
+
+// release stops l's worker, waits for its in-flight change (bounded by
+// ctx: on timeout the handler is cancelled and its change handed back),
+// then deletes the lease so that a peer may take it at once.
+func (pr *Processor) release(ctx context.Context, l *lease, reason string) {
+	l.w.stopFetch()
+	select {
+	case <-l.w.done:
+	case <-ctx.Done():
+		l.w.abort()
+		<-l.w.done
+	}
+	l.mu.Lock()
+	gone := l.gone
+	l.gone = true
+	l.deadline.Store(0)
+	var err error
+	if !gone {
+		rctx := ctx
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), releaseGrace)
+			defer cancel()
+		}
+		err = pr.table.release(rctx, l.partition, l.rev)
+	}
+	l.mu.Unlock()
+	pr.mu.Lock()
+	if pr.held[l.partition] == l {
+		delete(pr.held, l.partition)
+	}
+	n := len(pr.held)
+	pr.mu.Unlock()
+	pr.metrics.dropPending(l.partition)
+	pr.metrics.setOwned(n)
+	if err != nil {
+		pr.log.Warn("change feed lease not released; it expires after the lease TTL",
+			"partition", l.partition, "lease_ttl", pr.cfg.LeaseTTL.String(), "reason", reason, "err", err)
 	}
 }

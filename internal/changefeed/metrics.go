@@ -49,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer, processed ProcessedCounter) (*Metrics
 	m := &Metrics{
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "worker_changefeed_pending",
-			Help: "Changes not yet delivered, per partition, as last seen by the partition's owner.",
+			Help: "Changes not yet acknowledged, per partition, as last seen by the partition's owner.",
 		}, []string{"partition"}),
 		owned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "worker_changefeed_leases_owned",

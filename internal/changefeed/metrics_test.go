@@ -80,9 +80,9 @@ func TestMetricsReportLeasesLagAndResults(t *testing.T) {
 	}
 	part := receive(t, partition, 5*time.Second, "first change")
 	pending := map[string]string{"partition": strconv.Itoa(part)}
-	eventually(t, 5*time.Second, "pending = 4 while the first change is held", func() bool {
+	eventually(t, 5*time.Second, "pending = 5 while the first change is held", func() bool {
 		v, ok := metricValue(t, reg, "worker_changefeed_pending", pending)
-		return ok && v == 4
+		return ok && v == 5
 	})
 
 	close(gate)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,33 +31,42 @@ type Processor struct {
 	log     *slog.Logger
 	tracer  trace.Tracer // nil: no spans
 
+	// epoch and skew make the monotonic clock of now; skew stays 0 except
+	// in tests that simulate a paused process.
+	epoch time.Time
+	skew  atomic.Int64
+
 	// Set by Start, then read-only.
-	base      context.Context // of the partition workers: Start's values, not its cancellation
-	consumers []jetstream.Consumer
-	table     *leaseTable
+	base  context.Context // of the partition workers: Start's values, not its cancellation
+	feed  *feed
+	table *leaseTable
+	view  *view
 
-	workers  sync.WaitGroup
-	stop     chan struct{} // closed by Stop: the balance loop ends after its cycle
-	loopDone chan struct{}
-	// lastDone holds each partition's latest worker's done channel; used by
-	// the balance loop only.
+	workers   sync.WaitGroup
+	stop      chan struct{} // closed by Stop: the balance loop ends
+	loopDone  chan struct{}
+	renewDone chan struct{}
+	lagDone   chan struct{}
+	// renewHold is held by each renewal round; balanceHold by each
+	// balancing step, which a test holds to stall balancing. renewPaused
+	// makes rounds skip their writes (a test hook).
+	renewHold, balanceHold sync.Mutex
+	renewPaused            atomic.Bool
+	// leaving is set by Stop under renewHold: no heartbeat after it.
+	leaving bool
+
+	mu          sync.Mutex
+	started     bool
+	running     bool
+	stopping    bool
+	startErr    error // the last provisioning failure while Start retries
+	cancelLoop  context.CancelFunc
+	cancelRenew context.CancelFunc
+	cancelView  context.CancelFunc
+	held        map[int]*lease
+	// lastDone holds each partition's latest worker's done channel.
 	lastDone map[int]<-chan struct{}
-
-	mu         sync.Mutex
-	started    bool
-	running    bool
-	stopping   bool
-	cancelLoop context.CancelFunc
-	held       map[int]heldLease // written by the balance loop, and by Stop once it has ended
-	cycleErr   error
-}
-
-// heldLease is a lease this instance holds and the worker consuming its
-// partition.
-type heldLease struct {
-	rev     uint64
-	renewed time.Time // when the request that wrote rev was sent
-	w       *worker
+	renewErr error
 }
 
 // New returns a processor that passes the changes of the partitions it
@@ -74,21 +84,29 @@ func New(cfg Config, js func() jetstream.JetStream, handler Handler, metrics *Me
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Processor{
-		cfg:      cfg,
-		js:       js,
-		handler:  handler,
-		metrics:  metrics,
-		log:      log,
-		stop:     make(chan struct{}),
-		loopDone: make(chan struct{}),
-		lastDone: map[int]<-chan struct{}{},
-		held:     map[int]heldLease{},
+		cfg:       cfg,
+		js:        js,
+		handler:   handler,
+		metrics:   metrics,
+		log:       log,
+		epoch:     time.Now(),
+		stop:      make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		renewDone: make(chan struct{}),
+		lastDone:  map[int]<-chan struct{}{},
+		held:      map[int]*lease{},
 	}, nil
 }
 
+// now is the processor's monotonic clock: it keeps counting while the
+// process is stopped (SIGSTOP), so a lease's deadline passes during a pause.
+func (pr *Processor) now() time.Duration {
+	return time.Since(pr.epoch) + time.Duration(pr.skew.Load())
+}
+
 // Start creates or updates the stream, the lease bucket and the consumers,
-// then starts the balance loop, whose first cycle acquires leases at once.
-// A processor starts once.
+// retrying transient JetStream errors until ctx ends, then starts watching
+// the lease bucket, renewing and balancing. A processor starts once.
 func (pr *Processor) Start(ctx context.Context) error {
 	pr.mu.Lock()
 	if pr.started {
@@ -102,33 +120,49 @@ func (pr *Processor) Start(ctx context.Context) error {
 	if js == nil {
 		return errors.New("change feed: no JetStream connection (is the engine started?)")
 	}
-	kv, consumers, err := provision(ctx, js, pr.cfg)
+	kv, f, err := pr.provision(ctx, js)
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)
 	}
-	pr.consumers = consumers
-	pr.table = newLeaseTable(kv, pr.cfg.Instance, pr.cfg.LeaseTTL)
-	// Start's context may end with the start phase; the loop and the
-	// workers run until Stop.
+	pr.feed = f
+	pr.table = &leaseTable{kv: kv, self: pr.cfg.Instance}
+	pr.view = newView(pr.cfg.LeaseTTL, pr.now, pr.log)
+	// Start's context may end with the start phase; the goroutines run
+	// until Stop.
 	pr.base = context.WithoutCancel(ctx)
-	loopCtx, cancel := context.WithCancel(pr.base)
+	viewCtx, cancelView := context.WithCancel(pr.base)
+	renewCtx, cancelRenew := context.WithCancel(pr.base)
+	loopCtx, cancelLoop := context.WithCancel(pr.base)
 
 	pr.mu.Lock()
-	pr.running, pr.cancelLoop = true, cancel
+	pr.running, pr.startErr = true, nil
+	pr.cancelLoop, pr.cancelRenew, pr.cancelView = cancelLoop, cancelRenew, cancelView
 	pr.mu.Unlock()
-	go pr.loop(loopCtx)
+	go pr.view.run(viewCtx, kv, pr.cfg.RetryDelay)
+	go pr.renewLoop(renewCtx)
+	go pr.lapseLoop(renewCtx)
+	go pr.balanceLoop(loopCtx)
+	pr.lagDone = make(chan struct{})
+	go func() {
+		defer close(pr.lagDone)
+		if pr.metrics != nil {
+			pr.lagLoop(loopCtx)
+		}
+	}()
 
 	pr.log.Info("change feed started", "instance", pr.cfg.Instance, "partitions", pr.cfg.Partitions,
-		"lease_ttl", pr.cfg.LeaseTTL.String(), "renew_interval", pr.cfg.RenewInterval.String(), "start_from", pr.cfg.StartFrom,
+		"lease_ttl", pr.cfg.LeaseTTL.String(), "renew_interval", pr.cfg.RenewInterval.String(),
+		"fencing_margin", Margin(pr.cfg.LeaseTTL).String(), "start_from", pr.cfg.StartFrom,
 		"ack_wait", pr.cfg.AckWait.String(), "replicas", pr.cfg.Replicas)
 	return nil
 }
 
-// Stop ends the balance loop and the fetching, waits for the in-flight
-// changes to be handled and acknowledged, then releases every lease so that
-// the peers take the partitions over within one RenewInterval. If ctx ends
-// first, the unfinished handlers' contexts are cancelled and their changes
-// left un-acked, to be redelivered to the partitions' next owners.
+// Stop leaves the membership, ends balancing and fetching, waits for the
+// in-flight changes to be handled and acknowledged (renewing the leases
+// meanwhile), then releases every lease so that the peers take the
+// partitions over at once. If ctx ends first, the unfinished handlers'
+// contexts are cancelled and their changes handed back to the partitions'
+// next owners.
 func (pr *Processor) Stop(ctx context.Context) error {
 	pr.mu.Lock()
 	if !pr.running || pr.stopping {
@@ -137,11 +171,10 @@ func (pr *Processor) Stop(ctx context.Context) error {
 	}
 	pr.stopping = true
 	pr.mu.Unlock()
-	defer pr.cancelLoop()
+	defer pr.cancelView()
 
-	// Let a running cycle finish rather than cancel it: an acquisition
-	// cut off after the server applied it would leave a lease nobody
-	// releases.
+	// Let a running step finish rather than cancel it: an acquisition cut
+	// off after the server applied it would leave a lease nobody releases.
 	close(pr.stop)
 	select {
 	case <-pr.loopDone:
@@ -149,34 +182,72 @@ func (pr *Processor) Stop(ctx context.Context) error {
 		pr.cancelLoop()
 		<-pr.loopDone
 	}
-
-	held := pr.heldLeases() // final: the loop has ended
-	for _, h := range held {
-		h.w.stopFetch()
-	}
+	pr.cancelLoop()
+	<-pr.lagDone // no lag reported for a partition after its release
 	var errs []error
+	// Leaving first lets the peers count without this instance while it
+	// drains, so they take its leases the moment they are released.
+	if err := pr.leave(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("change feed: leave the members: %w", err))
+	}
+
+	held := pr.heldLeases() // final: the balance loop has ended
+	for _, l := range held {
+		l.w.stopFetch()
+	}
 	if err := waitGroup(ctx, &pr.workers); err != nil {
-		for _, h := range held {
-			h.w.abort()
+		for _, l := range held {
+			l.w.abort()
 		}
 		errs = append(errs, fmt.Errorf("change feed: in-flight changes left un-acked: %w", err))
 	}
-	errs = append(errs, pr.releaseAll(ctx, held))
+	pr.cancelRenew()
+	<-pr.renewDone
+	pr.releaseAll(ctx, held)
 	return errors.Join(errs...)
 }
 
-// Ready reports whether the processor is running and its last balance
-// cycle could renew and read the leases.
+// leave stops the heartbeats and deletes the member key, with a grace
+// period if ctx has ended.
+func (pr *Processor) leave(ctx context.Context) error {
+	pr.renewHold.Lock() // no heartbeat in flight that could land after the delete
+	pr.leaving = true
+	pr.renewHold.Unlock()
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), releaseGrace)
+		defer cancel()
+	}
+	return pr.table.leave(ctx)
+}
+
+// releaseAll deletes the leases in held.
+func (pr *Processor) releaseAll(ctx context.Context, held map[int]*lease) {
+	var wg sync.WaitGroup
+	for _, l := range held {
+		wg.Go(func() { pr.release(ctx, l, "stop") })
+	}
+	wg.Wait()
+	pr.log.Info("change feed leases released", "instance", pr.cfg.Instance, "count", len(held))
+	pr.metrics.setOwned(0)
+}
+
+// Ready reports whether the processor is running, sees the lease bucket and
+// could renew its leases in the last round.
 func (pr *Processor) Ready() error {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	switch {
+	case pr.started && !pr.running && pr.startErr != nil:
+		return fmt.Errorf("change feed starting: %w", pr.startErr)
 	case !pr.running:
 		return errors.New("change feed not started")
 	case pr.stopping:
 		return errors.New("change feed stopping")
+	case !pr.view.isSynced():
+		return errors.New("change feed: lease bucket not watched yet")
 	}
-	return pr.cycleErr
+	return pr.renewErr
 }
 
 // Owned returns the partitions whose leases the processor holds, in order.
@@ -191,32 +262,38 @@ func (pr *Processor) Owned() []int {
 	return owned
 }
 
-func (pr *Processor) heldLeases() map[int]heldLease {
+func (pr *Processor) heldLeases() map[int]*lease {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	return maps.Clone(pr.held)
 }
 
-// releaseAll deletes the leases in held.
-func (pr *Processor) releaseAll(ctx context.Context, held map[int]heldLease) error {
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), releaseGrace)
-		defer cancel()
-	}
-	var errs []error
-	for p, h := range held {
-		if err := pr.table.release(ctx, p, h.rev); err != nil {
-			errs = append(errs, fmt.Errorf("change feed: release lease %d (it expires after %s): %w", p, pr.cfg.LeaseTTL, err))
+// lagLoop exports the changes not yet acknowledged of each owned partition
+// every RenewInterval, on a goroutine of its own so that these requests
+// never delay a renewal.
+func (pr *Processor) lagLoop(ctx context.Context) {
+	tick := time.NewTicker(pr.cfg.RenewInterval)
+	defer tick.Stop()
+	for {
+		for p := range pr.heldLeases() {
+			cons, err := pr.feed.consumer(ctx, p)
+			if err != nil {
+				continue
+			}
+			info, err := cons.Info(ctx)
+			if err != nil {
+				pr.log.Debug("change feed lag unknown", "partition", p, "err", err)
+				continue
+			}
+			// Delivered in a batch is not yet handled: both count.
+			pr.metrics.setPending(p, info.NumPending+uint64(info.NumAckPending))
 		}
-		pr.metrics.dropPending(p)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
-	pr.mu.Lock()
-	clear(pr.held)
-	pr.mu.Unlock()
-	pr.metrics.setOwned(0)
-	pr.log.Info("change feed leases released", "instance", pr.cfg.Instance, "count", len(held))
-	return errors.Join(errs...)
 }
 
 // waitGroup waits for wg, or until ctx is done.

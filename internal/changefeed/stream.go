@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,9 +77,13 @@ func leaseBucketConfig(cfg Config) jetstream.KeyValueConfig {
 	}
 }
 
-// consumerConfig is partition p's durable consumer. MaxAckPending 1 makes
-// the server hand out the partition's changes one at a time, in order,
-// whoever fetches them; its ack floor is the partition's checkpoint.
+// consumerConfig is partition p's durable consumer: its ack floor is the
+// partition's checkpoint. MaxAckPending = 2 × Batch lets one pull fetch a
+// batch of the partition's changes while the previous batch's
+// acknowledgements are on their way; only the lease's owner pulls, one pull
+// at a time, and it resets the consumer to its ack floor when it acquires
+// the lease (see consume), so changes a previous owner held come again,
+// first and in order.
 func consumerConfig(cfg Config, p int) jetstream.ConsumerConfig {
 	deliver := jetstream.DeliverAllPolicy
 	if cfg.StartFrom == StartNow {
@@ -92,7 +97,7 @@ func consumerConfig(cfg Config, p int) jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1, // a failing change is retried until it succeeds: skipping it would break the order
-		MaxAckPending: 1,
+		MaxAckPending: 2 * cfg.Batch,
 	}
 }
 
@@ -109,10 +114,12 @@ func keyOf(subject string) string {
 	return parts[len(parts)-1]
 }
 
-// provision creates or updates the stream, the lease bucket and one consumer
-// per partition, and returns the consumers indexed by partition. Concurrent
-// replicas may run it at once: every step is idempotent.
-func provision(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, []jetstream.Consumer, error) {
+// provisionFeed creates or updates the stream, the lease bucket and one
+// consumer per partition. Concurrent replicas may run it at once: every
+// step is idempotent. Consumers that exist as configured cost no request
+// beyond one listing (per 256), so that a replica starting next to running
+// ones joins them quickly at any partition count.
+func provisionFeed(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, *feed, error) {
 	stream, err := js.CreateOrUpdateStream(ctx, StreamConfig(cfg))
 	if err != nil {
 		return nil, nil, fmt.Errorf("create stream %s: %w", StreamName, err)
@@ -121,13 +128,62 @@ func provision(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstre
 	if err != nil {
 		return nil, nil, fmt.Errorf("create bucket %s: %w", LeaseBucket, err)
 	}
-	consumers := make([]jetstream.Consumer, cfg.Partitions)
-	for p := range consumers {
-		if consumers[p], err = ensureConsumer(ctx, stream, consumerConfig(cfg, p)); err != nil {
-			return nil, nil, fmt.Errorf("create consumer %s: %w", consumerConfig(cfg, p).Durable, err)
+	existing := map[string]jetstream.ConsumerConfig{}
+	list := stream.ListConsumers(ctx)
+	for info := range list.Info() {
+		existing[info.Name] = info.Config
+	}
+	if err := list.Err(); err != nil {
+		return nil, nil, fmt.Errorf("list consumers of %s: %w", StreamName, err)
+	}
+	f := &feed{stream: stream, consumers: make([]jetstream.Consumer, cfg.Partitions)}
+	for p := range f.consumers {
+		want := consumerConfig(cfg, p)
+		if have, ok := existing[want.Durable]; ok {
+			want.DeliverPolicy, want.OptStartSeq, want.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+			if sameConsumer(have, want) {
+				continue // looked up when the partition is first acquired
+			}
+		}
+		if f.consumers[p], err = ensureConsumer(ctx, stream, want); err != nil {
+			return nil, nil, fmt.Errorf("create consumer %s: %w", want.Durable, err)
 		}
 	}
-	return kv, consumers, nil
+	return kv, f, nil
+}
+
+// feed holds the stream and, per partition, the consumer once looked up.
+type feed struct {
+	stream    jetstream.Stream
+	mu        sync.Mutex
+	consumers []jetstream.Consumer
+}
+
+// reset makes partition p's consumer forget every delivery not yet
+// acknowledged: the next pull starts at the ack floor.
+func (f *feed) reset(ctx context.Context, p int) error {
+	if _, err := f.stream.ResetConsumer(ctx, consumerName(p)); err != nil {
+		return fmt.Errorf("reset consumer %s to its ack floor: %w", consumerName(p), err)
+	}
+	return nil
+}
+
+// consumer returns partition p's consumer, looking it up the first time.
+func (f *feed) consumer(ctx context.Context, p int) (jetstream.Consumer, error) {
+	f.mu.Lock()
+	c := f.consumers[p]
+	f.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := f.stream.Consumer(ctx, consumerName(p))
+	if err != nil {
+		return nil, fmt.Errorf("look up consumer %s: %w", consumerName(p), err)
+	}
+	f.mu.Lock()
+	f.consumers[p] = c
+	f.mu.Unlock()
+	return c, nil
 }
 
 // ensureConsumer creates the consumer, or updates an existing one while
@@ -148,7 +204,19 @@ func ensureConsumer(ctx context.Context, stream jetstream.Stream, want jetstream
 		}
 		have := c.CachedInfo().Config
 		want.DeliverPolicy, want.OptStartSeq, want.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+		if sameConsumer(have, want) {
+			return c, nil // one request per partition, not two, when replicas start together
+		}
 		return stream.UpdateConsumer(ctx, want)
 	}
 	return nil, errors.New("created and deleted concurrently")
+}
+
+// sameConsumer reports whether have already has every setting of want that
+// consumerConfig sets.
+func sameConsumer(have, want jetstream.ConsumerConfig) bool {
+	return have.Durable == want.Durable && have.Description == want.Description &&
+		have.FilterSubject == want.FilterSubject && have.DeliverPolicy == want.DeliverPolicy &&
+		have.AckPolicy == want.AckPolicy && have.AckWait == want.AckWait &&
+		have.MaxDeliver == want.MaxDeliver && have.MaxAckPending == want.MaxAckPending
 }

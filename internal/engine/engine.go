@@ -57,6 +57,11 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// Name is the client connection name shown in the server's monitoring.
 	Name string
+	// PingInterval and MaxPingsOutstanding bound how long the connection to
+	// an external cluster stays on a server that stopped answering:
+	// PingInterval × (MaxPingsOutstanding+1), then it moves to another node.
+	PingInterval        time.Duration
+	MaxPingsOutstanding int
 }
 
 // DefaultConfig returns the configuration of `go run ./cmd/worker`: an
@@ -68,6 +73,9 @@ func DefaultConfig() Config {
 		Replicas:       1,
 		ConnectTimeout: 10 * time.Second,
 		Name:           "hostkit-worker",
+
+		PingInterval:        natsclient.DefaultPingInterval,
+		MaxPingsOutstanding: natsclient.DefaultMaxPingsOutstanding,
 	}
 }
 
@@ -76,6 +84,17 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("nats.replicas = %d: must be between 1 and 5", c.Replicas))
+	}
+	if c.URL != "" {
+		if err := natsclient.ValidateURL(c.URL); err != nil {
+			errs = append(errs, fmt.Errorf("nats.url: %w", err))
+		}
+	}
+	if c.PingInterval <= 0 {
+		errs = append(errs, fmt.Errorf("nats.ping_interval = %s: must be positive", c.PingInterval))
+	}
+	if c.MaxPingsOutstanding < 1 {
+		errs = append(errs, fmt.Errorf("nats.max_pings_outstanding = %d: must be at least 1", c.MaxPingsOutstanding))
 	}
 	if c.URL == "" {
 		if c.StoreDir == "" {
@@ -132,7 +151,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		return e.setConn(srv, nc)
 	}
-	nc, err := natsclient.Dial(e.cfg.URL, e.cfg.Name, e.log)
+	nc, err := natsclient.Dial(e.cfg.URL, e.ConnOptions(), e.log)
 	if err != nil {
 		return err
 	}
@@ -140,7 +159,6 @@ func (e *Engine) Start(ctx context.Context) error {
 		nc.Close()
 		return fmt.Errorf("connect to NATS at %s: %w", natsclient.RedactURL(e.cfg.URL), err)
 	}
-	e.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
 	return e.setConn(nil, nc)
 }
 
@@ -191,6 +209,13 @@ func (e *Engine) Conn() *nats.Conn {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.nc
+}
+
+// ConnOptions are the options of the connection to an external cluster.
+func (e *Engine) ConnOptions() natsclient.Options {
+	return natsclient.Options{
+		Name: e.cfg.Name, PingInterval: e.cfg.PingInterval, MaxPingsOutstanding: e.cfg.MaxPingsOutstanding,
+	}
 }
 
 // Replicas is the replica count for streams created through this engine.

@@ -17,7 +17,7 @@
 //     Stopping and when it has Stopped, as channels and as callbacks;
 //     StopApplication asks for the stop.
 //   - A HostLifetime (IHostLifetime) decides when the host starts and what
-//     stops it. NewConsoleLifetime stops on SIGINT, SIGTERM or SIGQUIT.
+//     stops it. NewConsoleLifetime stops on SIGINT, SIGTERM, SIGQUIT or SIGHUP.
 //     NewDelayedShutdownLifetime marks the shutdown as requested at the signal
 //     (readiness turns 503) but keeps everything serving for a delay before it
 //     stops, so a load balancer that is slow to drop the pod sends its last
@@ -41,11 +41,18 @@
 //     finish: a stuck service cannot hang the process.
 //   - A second termination signal during shutdown returns at once with an
 //     ExitError of 128 + the signal's number.
+//   - A panic in a Start, Stop, hook, Lifetime callback or background func is
+//     recovered as a *PanicError: that step's error, logged with the stack.
+//     The sequence goes on, so every other service still stops and drains.
+//   - Once a stop is requested (StopApplication, a signal, Run's context
+//     cancelled, even before Run), no further start step runs and
+//     ApplicationStarted never fires.
 //
 // # Exit codes
 //
-//	0    clean stop, also after SIGTERM or SIGINT
-//	1    runtime failure: start failed, a background service failed, shutdown timed out
+//	0    clean stop, also after SIGTERM, SIGINT, SIGQUIT or SIGHUP
+//	1    runtime failure: start failed, a background service failed, a service
+//	     panicked, shutdown timed out
 //	2    invalid configuration or usage
 //	128+n  exit forced by a second signal n (130 for SIGINT, 143 for SIGTERM)
 //

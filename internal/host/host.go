@@ -54,7 +54,8 @@ func (h *Host) AddBackground(name string, fn BackgroundFunc) {
 // backgroundFailed is .NET's BackgroundServiceExceptionBehavior.StopHost, with
 // the difference that the failure also decides the exit code.
 func (h *Host) backgroundFailed(name string, err error) {
-	h.opts.Logger.Error("background service failed: stopping the application", "service", name, "err", err)
+	h.opts.Logger.Error("background service failed: stopping the application",
+		append([]any{"service", name, "err", err}, panicAttrs(err)...)...)
 	h.mu.Lock()
 	h.bgErrs = append(h.bgErrs, fmt.Errorf("background service %s: %w", name, err))
 	h.mu.Unlock()
@@ -75,6 +76,11 @@ func (h *Host) Run(ctx context.Context) error {
 	h.running = true
 	h.mu.Unlock()
 
+	// AfterFunc runs in a goroutine of its own even for a ctx cancelled
+	// already; asking for the stop here first makes that case deterministic.
+	if ctx.Err() != nil {
+		h.lifetime.StopApplication()
+	}
 	unwatch := context.AfterFunc(ctx, h.lifetime.StopApplication)
 	defer unwatch()
 
@@ -151,18 +157,28 @@ func (h *Host) start(parent context.Context) ([]namedService, error) {
 	if err := context.Cause(ctx); err != nil {
 		return started, err // a stop request or the timeout arrived during the last step
 	}
-	h.hostEvent(PhaseApplicationStarted, h.lifetime.markStarted)
+	// markStarted refuses under the lifetime's lock once a stop is
+	// requested, so ApplicationStarted never fires after StopApplication.
+	if err := h.hostEvent(PhaseApplicationStarted, h.lifetime.markStarted); err != nil {
+		return started, err
+	}
 	return started, nil
 }
+
+// errStopRequested ends a start sequence that was asked to stop. It wraps
+// context.Canceled, as a start cancelled by the request does.
+var errStopRequested = fmt.Errorf("stop requested: %w", context.Canceled)
 
 // stop runs the stop sequence for started, under one deadline for all of it.
 func (h *Host) stop(parent context.Context, started []namedService) error {
 	ctx, cancel := context.WithTimeout(parent, h.opts.ShutdownTimeout)
 	defer cancel()
 	h.lifetime.StopApplication() // a start failure also ends in stopping
-	h.hostEvent(PhaseApplicationStopping, h.lifetime.markStopping)
-
 	var errs []error
+	if err := h.hostEvent(PhaseApplicationStopping, h.lifetime.markStopping); err != nil {
+		errs = append(errs, err)
+	}
+
 	conc := h.opts.ServicesStopConcurrently
 	for _, p := range []struct {
 		phase Phase
@@ -172,7 +188,9 @@ func (h *Host) stop(parent context.Context, started []namedService) error {
 			errs = append(errs, err)
 		}
 	}
-	h.hostEvent(PhaseApplicationStopped, h.lifetime.markStopped)
+	if err := h.hostEvent(PhaseApplicationStopped, h.lifetime.markStopped); err != nil {
+		errs = append(errs, err)
+	}
 	if err := h.call(ctx, PhaseLifetimeStop, "", h.opts.Lifetime.Stop); err != nil {
 		errs = append(errs, err)
 	}
@@ -198,6 +216,13 @@ func (h *Host) phase(ctx context.Context, p Phase, svcs []namedService, stopping
 	errs := make([]error, len(order))
 	called := make([]bool, len(order))
 	run := func(i int) {
+		if !stopping && h.lifetime.IsStopRequested() {
+			// Checked here, not only through ctx, whose cancellation
+			// follows the request from another goroutine: once a stop
+			// is requested, no further step of the start runs.
+			errs[i] = fmt.Errorf("%s %s: %w", p, order[i].name, errStopRequested)
+			return
+		}
 		called[i] = true
 		if fn := st(order[i].svc); fn != nil {
 			errs[i] = h.call(ctx, p, order[i].name, fn)
@@ -239,7 +264,7 @@ func (h *Host) phase(ctx context.Context, p Phase, svcs []namedService, stopping
 func (h *Host) call(ctx context.Context, p Phase, name string, fn func(context.Context) error) error {
 	began := time.Now()
 	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
+	go func() { done <- catch(func() error { return fn(ctx) }) }()
 
 	var err error
 	overran := false
@@ -263,10 +288,17 @@ func (h *Host) call(ctx context.Context, p Phase, name string, fn func(context.C
 	return err
 }
 
-func (h *Host) hostEvent(p Phase, transition func()) {
+// hostEvent runs a lifetime transition and its callbacks; a callback that
+// panics is the event's error, and the other callbacks still run.
+func (h *Host) hostEvent(p Phase, transition func() error) error {
 	began := time.Now()
-	transition()
-	h.opts.Trace(Event{Phase: p, At: began, Duration: time.Since(began)})
+	err := transition()
+	if err != nil && !errors.Is(err, errStopRequested) {
+		err = fmt.Errorf("%s callback: %w", p, err)
+		h.log(p, "", began, err, false)
+	}
+	h.opts.Trace(Event{Phase: p, At: began, Duration: time.Since(began), Err: err})
+	return err
 }
 
 func (h *Host) log(p Phase, name string, began time.Time, err error, overran bool) {
@@ -274,9 +306,11 @@ func (h *Host) log(p Phase, name string, began time.Time, err error, overran boo
 	if name != "" {
 		attrs = append(attrs, "service", name)
 	}
-	switch {
+	switch _, panicked := asPanic(err); {
 	case overran:
 		h.opts.Logger.Error("service did not finish in time", append(attrs, "err", err)...)
+	case panicked:
+		h.opts.Logger.Error("step panicked", append(append(attrs, "err", err), panicAttrs(err)...)...)
 	case err != nil:
 		h.opts.Logger.Warn("step failed", append(attrs, "err", err)...)
 	default:

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -64,6 +65,7 @@ type HTTPServer struct {
 
 	cancelRequests context.CancelFunc
 	requests       requestSet
+	cut            atomic.Bool // set when Stop gives up on the requests left
 
 	mu        sync.Mutex
 	ln        net.Listener
@@ -84,7 +86,7 @@ func NewHTTPServer(addr string, handler http.Handler, lt *Lifetime, log *slog.Lo
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
-		BaseContext:       func(net.Listener) context.Context { return base },
+		BaseContext:       func(net.Listener) context.Context { return context.WithValue(base, cutKey{}, &s.cut) },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s
@@ -163,6 +165,7 @@ func (s *HTTPServer) Stop(ctx context.Context) error {
 		// that returns on cancellation without writing would otherwise
 		// have net/http send an empty 200, a cut-off request that looks
 		// like a success.
+		s.cut.Store(true)
 		closeErr := s.srv.Close()
 		s.cancelRequests()
 		stopErr = errors.Join(fmt.Errorf("http server: shutdown: closed with %s: %w", left, err), closeErr)
@@ -172,6 +175,17 @@ func (s *HTTPServer) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return errors.Join(stopErr, s.serveErr)
+}
+
+type cutKey struct{}
+
+// CutByShutdown reports whether the HTTPServer that received the request
+// ctx belongs to has cut it off because the shutdown timeout passed. A
+// handler's own answer (a read error, a context error) hides that cause;
+// the access log and the metrics ask here instead.
+func CutByShutdown(ctx context.Context) bool {
+	cut, _ := ctx.Value(cutKey{}).(*atomic.Bool)
+	return cut != nil && cut.Load()
 }
 
 // requestSet tracks in-flight requests so a shutdown that times out can say

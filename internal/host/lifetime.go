@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"sync"
 )
 
@@ -178,37 +179,50 @@ func (l *Lifetime) ForceExit(code int) {
 	}
 }
 
-// markStarted, markStopping and markStopped are the host's transitions.
-func (l *Lifetime) markStarted() {
-	l.transition(StateRunning, l.started, &l.onStarted)
+// markStarted, markStopping and markStopped are the host's transitions. They
+// return the panics of callbacks, joined.
+//
+// markStarted refuses once a stop is requested: the check and the
+// transition share the lock StopApplication takes, so ApplicationStarted
+// either fires before the stop request or never.
+func (l *Lifetime) markStarted() error {
+	return l.transition(StateRunning, l.started, &l.onStarted, l.stopRequested)
 }
 
-func (l *Lifetime) markStopping() {
-	l.transition(StateStopping, l.stopping, &l.onStopping)
+func (l *Lifetime) markStopping() error {
+	return l.transition(StateStopping, l.stopping, &l.onStopping, nil)
 }
 
-func (l *Lifetime) markStopped() {
-	l.transition(StateStopped, l.stopped, &l.onStopped)
+func (l *Lifetime) markStopped() error {
+	return l.transition(StateStopped, l.stopped, &l.onStopped, nil)
 }
 
 // transition moves to state (never backwards: a stop requested during start
 // stays visible), closes ch and runs the callbacks outside the lock so they
-// may read the lifetime.
-func (l *Lifetime) transition(state State, ch chan struct{}, callbacks *[]func()) {
+// may read the lifetime. If unless is closed, it does nothing and returns
+// errStopRequested. Every callback
+// runs even if one panics; the panics come back as errors.
+func (l *Lifetime) transition(state State, ch chan struct{}, callbacks *[]func(), unless chan struct{}) error {
 	l.mu.Lock()
+	if unless != nil && isClosed(unless) {
+		l.mu.Unlock()
+		return errStopRequested
+	}
 	if l.state < state {
 		l.state = state
 	}
 	select {
 	case <-ch:
 		l.mu.Unlock()
-		return
+		return nil
 	default:
 	}
 	close(ch)
 	fns := append([]func(){}, *callbacks...)
 	l.mu.Unlock()
+	var errs []error
 	for _, f := range fns {
-		f()
+		errs = append(errs, catch(func() error { f(); return nil }))
 	}
+	return errors.Join(errs...)
 }

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os/signal"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -35,24 +37,54 @@ type Program struct {
 
 // HostConfig holds the keys every program has.
 type HostConfig struct {
-	ShutdownTimeout time.Duration
-	ShutdownDelay   time.Duration
-	StartupTimeout  time.Duration
-	LogLevel        string
-	LogFormat       string
+	ShutdownTimeout        time.Duration
+	ShutdownDelay          time.Duration
+	StartupTimeout         time.Duration
+	TerminationGracePeriod time.Duration
+	LogLevel               string
+	LogFormat              string
 }
 
-// Declare declares the host's keys on c.
+// TerminationMargin is what host.termination_grace_period must hold beyond
+// host.shutdown_delay + host.shutdown_timeout. The host itself exits within
+// tens of milliseconds of that budget; the margin covers what it does not
+// control: the runtime's own latency between its signal and its SIGKILL, a
+// preStop hook, a loaded node. The deploy manifests' tests use the same 5s.
+const TerminationMargin = 5 * time.Second
+
+// Declare declares the host's keys on c, and the checks that span them.
 func (hc *HostConfig) Declare(c *Config) {
 	c.Duration(&hc.ShutdownTimeout, "host.shutdown_timeout", DefaultShutdownTimeout,
-		"one deadline for stopping every service; past it the process exits 1")
+		"one deadline for stopping every service; past it the process exits 1; must be positive")
 	c.Duration(&hc.ShutdownDelay, "host.shutdown_delay", 0,
 		"after a termination signal, keep serving (readiness 503) this long before stopping")
 	c.Duration(&hc.StartupTimeout, "host.startup_timeout", 0,
 		"bound on the start sequence; 0 means none")
+	c.Duration(&hc.TerminationGracePeriod, "host.termination_grace_period", 0,
+		"time the runtime allows from SIGTERM to SIGKILL (the pod's terminationGracePeriodSeconds, docker --stop-timeout); "+
+			"if set, start fails (exit 2) unless shutdown_delay + shutdown_timeout + 5s fit in it; 0: no check")
+	c.Check(func() error { return hc.check(c) })
 	c.Choice(&hc.LogLevel, "log.level", "info", LogLevels, "minimum log level")
 	c.Choice(&hc.LogFormat, "log.format", "auto", LogFormats,
 		"auto: tint text on a terminal, JSON otherwise")
+}
+
+// check rejects a zero shutdown timeout, which would otherwise have to mean
+// either "no deadline" (a stuck Stop hangs until SIGKILL) or a silent
+// default, and a shutdown budget the runtime would cut short with SIGKILL.
+func (hc *HostConfig) check(c *Config) error {
+	if hc.ShutdownTimeout <= 0 {
+		return c.Invalid("host.shutdown_timeout", "must be positive: stopping needs a deadline")
+	}
+	if g := hc.TerminationGracePeriod; g > 0 {
+		if need := hc.ShutdownDelay + hc.ShutdownTimeout + TerminationMargin; need > g {
+			return c.Invalid("host.termination_grace_period", fmt.Sprintf(
+				"host.shutdown_delay %s + host.shutdown_timeout %s + margin %s = %s exceeds host.termination_grace_period %s: "+
+					"the process would be killed before it drains; raise the grace period or lower the delay or timeout",
+				hc.ShutdownDelay, hc.ShutdownTimeout, TerminationMargin, need, g))
+		}
+	}
+	return nil
 }
 
 // Main loads the configuration, builds the program's services and runs them
@@ -105,6 +137,7 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 	signals := p.Signals
 	if signals == nil {
 		signals = OSSignals{}
+		ignoreBrokenPipes()
 	}
 	h := New(Options{
 		ShutdownTimeout: hc.ShutdownTimeout,
@@ -136,12 +169,21 @@ func flushLog(aw *AsyncWriter) {
 	_ = aw.Close(ctx) // nowhere left to report a failing log
 }
 
+// ignoreBrokenPipes keeps a log reader that goes away (`| head`, a closed
+// `| tee`) from killing the process: Go's runtime raises SIGPIPE on a write
+// to a broken stdout or stderr unless the signal is handled. Ignored, the
+// write fails with EPIPE instead, which slog drops, and the process goes on
+// to drain and exit with its own code.
+func ignoreBrokenPipes() { signal.Ignore(syscall.SIGPIPE) }
+
+// logEffective logs every key's value once, at info, so an operator sees
+// what the process really runs with; secrets are masked (see Masked).
 func logEffective(log *slog.Logger, p Program, cfg *Config) {
 	eff := cfg.Effective()
 	attrs := make([]any, 0, 2*len(eff)+4)
 	attrs = append(attrs, "version", p.Version, "config_file", cfg.File())
 	for _, k := range slices.Sorted(maps.Keys(eff)) {
-		attrs = append(attrs, k, eff[k])
+		attrs = append(attrs, k, Masked(k, eff[k]))
 	}
-	log.Debug("effective configuration", attrs...)
+	log.Info("effective configuration", attrs...)
 }

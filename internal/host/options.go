@@ -21,7 +21,7 @@ type Options struct {
 	// instead of in reverse registration order.
 	ServicesStopConcurrently bool
 	// Lifetime decides when the host starts and what stops it. Nil means a
-	// console lifetime on the process's SIGINT, SIGTERM and SIGQUIT.
+	// console lifetime on the process's termination signals (TerminationSignals).
 	Lifetime HostLifetime
 	// Logger receives the host's own records. Nil discards them.
 	Logger *slog.Logger

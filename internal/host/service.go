@@ -72,7 +72,7 @@ func (b *background) Start(ctx context.Context) error {
 	b.mu.Unlock()
 	go func() {
 		defer close(b.done)
-		err := b.fn(runCtx)
+		err := catch(func() error { return b.fn(runCtx) })
 		if err == nil || (runCtx.Err() != nil && errors.Is(err, context.Canceled)) {
 			return
 		}

@@ -82,9 +82,10 @@ func (m *ManualSignals) Send(sig os.Signal) bool {
 	return delivered
 }
 
-// TerminationSignals are the signals the lifetimes stop on, as .NET's
-// console lifetime does.
-var TerminationSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT}
+// TerminationSignals are the signals the lifetimes stop on gracefully: .NET
+// console lifetime's three, and SIGHUP, which a closed terminal or an ssh
+// session that drops sends, and whose default action kills at once.
+var TerminationSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGHUP}
 
 // SignalLifetime is the console lifetime, optionally with a shutdown delay.
 //

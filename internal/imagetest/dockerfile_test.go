@@ -3,6 +3,7 @@ package imagetest_test
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,9 +18,22 @@ import (
 // the stages that need a registry.
 func TestDockerfileLocalTargetComesFirst(t *testing.T) {
 	var stages []string
+	// Global ARG defaults, which FROM lines may name (${RUNTIME_IMAGE}).
+	args := map[string]string{}
 	for _, line := range strings.Split(string(readFile(t, "Dockerfile")), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && strings.EqualFold(f[0], "FROM") {
-			stages = append(stages, strings.Join(f[1:], " "))
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "ARG" && len(stages) == 0 {
+			if name, value, ok := strings.Cut(f[1], "="); ok {
+				args[name] = os.Expand(value, func(k string) string { return args[k] })
+			}
+		}
+		if len(f) >= 2 && strings.EqualFold(f[0], "FROM") {
+			stages = append(stages, os.Expand(strings.Join(f[1:], " "), func(k string) string {
+				if v, ok := args[k]; ok {
+					return v
+				}
+				return "$" + k // a build-time platform variable
+			}))
 		}
 	}
 	if len(stages) == 0 || stages[0] != "scratch AS local" {

@@ -6,20 +6,13 @@ import (
 	"time"
 )
 
-// pullExpiry bounds each pull request. The client counts the jobs it asked
-// for; when that count drifts from the server's (seen with small batches under
-// load), consuming stalls until the request expires, so a short expiry keeps
-// such a stall short. Idle, it costs one request per expiry.
-const pullExpiry = 5 * time.Second
-
 // Config tunes the processor. Start from DefaultConfig.
 type Config struct {
 	// Concurrency is how many handlers run at once in this replica.
 	Concurrency int
 	// Prefetch is how many jobs this replica asks the server for ahead of
-	// its handlers. Fetching in batches is what makes short jobs fast (small
-	// batches also make the client stall now and then until a pull request
-	// expires). The cost: a fetched job is not available to other replicas,
+	// its handlers; a new pull asks for the free room once half of it is
+	// free. Fetching in batches is what makes short jobs fast. The cost: a fetched job is not available to other replicas,
 	// and while it waits for a free handler nothing keeps it alive, so a job
 	// waiting longer than AckWait runs again elsewhere. Jobs wait up to about
 	// Prefetch/Concurrency handler durations; with the defaults (64, 4, 30s)
@@ -37,6 +30,12 @@ type Config struct {
 	Backoff time.Duration
 	// MaxBackoff caps the delay between attempts.
 	MaxBackoff time.Duration
+	// FetchWait is how long one pull request waits for jobs when JOBS has
+	// fewer than it asked for: an idle replica sends one pull per FetchWait.
+	// The server sends heartbeats every half of it, and a replica that misses
+	// two pulls again, so it also bounds how long a pull parked on a server
+	// that stopped answering goes unnoticed.
+	FetchWait time.Duration
 }
 
 // DefaultConfig returns the defaults of the queue.* configuration keys.
@@ -48,6 +47,7 @@ func DefaultConfig() Config {
 		MaxDeliver:  5,
 		Backoff:     time.Second,
 		MaxBackoff:  time.Minute,
+		FetchWait:   time.Second,
 	}
 }
 
@@ -72,7 +72,19 @@ func (c Config) Validate() error {
 	if c.MaxBackoff < c.Backoff {
 		errs = append(errs, fmt.Errorf("queue.max_backoff = %s: must not be below queue.backoff (%s)", c.MaxBackoff, c.Backoff))
 	}
+	if c.FetchWait < time.Second || c.FetchWait > time.Minute {
+		errs = append(errs, fmt.Errorf("queue.fetch_wait = %s: must be between 1s and 1m (the least nats.go allows)", c.FetchWait))
+	}
 	return errors.Join(errs...)
+}
+
+// refillBelow is how few jobs may be buffered or on their way before the
+// processor asks for more: half of Prefetch (fewer, larger pulls), but at
+// least Concurrency, so that a worker that finishes finds a job waiting. With
+// Prefetch = Concurrency (long jobs) every finished job is topped up at once;
+// half would leave workers idle for a pull's round trip.
+func (c Config) refillBelow() int {
+	return max((c.Prefetch+1)/2, min(c.Prefetch, c.Concurrency))
 }
 
 // backoff is the delay after a failed attempt (1 for the first delivery).

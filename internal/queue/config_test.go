@@ -18,3 +18,13 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 		t.Errorf("backoff with a zero base = %s, want 0", got)
 	}
 }
+
+func TestRefillKeepsAJobPerWorker(t *testing.T) {
+	for _, tt := range []struct{ concurrency, prefetch, want int }{
+		{4, 64, 32}, {4, 4, 4}, {4, 6, 4}, {8, 4, 4}, {1, 1, 1}, {4, 1, 1},
+	} {
+		if got := (Config{Concurrency: tt.concurrency, Prefetch: tt.prefetch}).refillBelow(); got != tt.want {
+			t.Errorf("refillBelow(concurrency %d, prefetch %d) = %d, want %d", tt.concurrency, tt.prefetch, got, tt.want)
+		}
+	}
+}

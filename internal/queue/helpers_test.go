@@ -60,12 +60,18 @@ type testProcessor struct {
 // newProcessor makes a processor; register handlers, then call run.
 func newProcessor(tb testing.TB, e *engine.Engine, cfg queue.Config) *testProcessor {
 	tb.Helper()
+	return newProcessorLogging(tb, e, cfg, testLogger())
+}
+
+// newProcessorLogging is newProcessor with its own logger.
+func newProcessorLogging(tb testing.TB, e *engine.Engine, cfg queue.Config, log *slog.Logger) *testProcessor {
+	tb.Helper()
 	reg := prometheus.NewRegistry()
 	m, err := queue.NewMetrics(reg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p, err := queue.New(e, cfg, testLogger(), m)
+	p, err := queue.New(e, cfg, log, m)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hostkit/hostkit/internal/telemetry"
@@ -34,72 +35,115 @@ func (p *Processor) process(m jetstream.Msg, keep *keeper) {
 	r, ok := p.routes[msg.Subject]
 	switch {
 	case !ok:
-		p.deadLetter(m, msg, p.unhandled, fmt.Errorf("%w %q", ErrNoHandler, msg.Subject))
+		p.deadLetter(m, msg, p.unhandled, 0, fmt.Errorf("%w %q", ErrNoHandler, msg.Subject))
 		return
 	case msg.Attempt > p.cfg.MaxDeliver:
 		// The previous, last attempt never settled the job: the worker died
 		// while running it. Running it again could kill the next one too.
-		p.deadLetter(m, msg, r.count, fmt.Errorf("%w: %d deliveries, queue.max_deliver = %d",
+		p.deadLetter(m, msg, r.count, 0, fmt.Errorf("%w: %d deliveries, queue.max_deliver = %d",
 			ErrGaveUp, msg.Attempt, p.cfg.MaxDeliver))
 		return
 	}
 
 	ctx, span := p.startSpan(msg)
 	keep.watch(m)
+	began := time.Now()
 	err = p.call(ctx, r.handler, msg)
+	took := time.Since(began)
 	keep.release()
-	p.settle(ctx, m, msg, r.count, err)
+	p.settle(m, msg, r.count, took, err)
 	telemetry.EndConsume(span, err)
 }
 
-// settle acknowledges, retries or dead-letters a job after its handler ran.
-func (p *Processor) settle(ctx context.Context, m jetstream.Msg, msg Message, count *counters, err error) {
+// Outcomes logged in the "job" line.
+const (
+	outcomeDone         = "done"
+	outcomeRetry        = "retry"
+	outcomeDeadLettered = "dead-lettered"
+)
+
+// settle acknowledges, retries or dead-letters a job after its handler ran,
+// and logs the job's one line.
+func (p *Processor) settle(m jetstream.Msg, msg Message, count *counters, took time.Duration, err error) {
 	switch {
 	case err == nil:
 		// Logged before the acknowledgement: a crash in between shows up as
 		// a duplicate in the logs, never as a job done but not logged.
-		if p.log.Enabled(ctx, slog.LevelDebug) {
-			p.log.DebugContext(ctx, "job done", "subject", msg.Subject, "seq", msg.Sequence, "attempt", msg.Attempt)
-		}
-		if ackErr := m.Ack(); ackErr != nil {
-			p.log.WarnContext(ctx, "acknowledge job", "subject", msg.Subject, "seq", msg.Sequence, "err", ackErr)
-		}
+		p.logJob(msg, took, outcomeDone, nil)
+		p.ack(m, msg)
 		count.ok.Inc()
 	case p.handlerCtx.Err() != nil:
 		// Stop gave up waiting and cancelled the handler: not the job's fault.
 		p.requeue(m)
 		count.requeued.Inc()
-		p.log.WarnContext(ctx, "job interrupted by shutdown; handed back", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
+		p.logJob(msg, took, outcomeRetry, fmt.Errorf("interrupted by shutdown, handed back: %w", err))
 	case IsPermanent(err) || msg.Attempt >= p.cfg.MaxDeliver:
-		p.deadLetter(m, msg, count, err)
+		p.deadLetter(m, msg, count, took, err)
 	default:
 		delay := p.cfg.backoff(msg.Attempt)
 		if nakErr := m.NakWithDelay(delay); nakErr != nil {
-			p.log.WarnContext(ctx, "schedule retry", "subject", msg.Subject, "seq", msg.Sequence, "err", nakErr)
+			p.log.Warn("schedule retry", "subject", msg.Subject, "seq", msg.Sequence, "err", nakErr)
 		}
 		count.retry.Inc()
-		p.log.WarnContext(ctx, "job failed; will retry", "subject", msg.Subject, "seq", msg.Sequence,
-			"attempt", msg.Attempt, "max_deliver", p.cfg.MaxDeliver, "retry_in", delay, "err", err)
+		p.logJob(msg, took, outcomeRetry, err, "max_deliver", p.cfg.MaxDeliver, "retry_in", delay)
 	}
+}
+
+// ack acknowledges a finished job. While the processor stops, it waits for
+// the server to confirm, so that Stop returns only once every job it finished
+// is recorded: a process that exits right after Stop does not leave them to
+// run again. Acknowledgements are processed in order per consumer, so the
+// confirmation covers the asynchronous ones sent before it too.
+func (p *Processor) ack(m jetstream.Msg, msg Message) {
+	var err error
+	if p.isStopping() {
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.AckWait)
+		err = m.DoubleAck(ctx)
+		cancel()
+	} else {
+		err = m.Ack()
+	}
+	if err != nil {
+		p.log.Warn("acknowledge job", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
+	}
+}
+
+// logJob writes the one line every handled job gets: msg "job" at info
+// whatever the outcome (one level, so that one filter finds every job), with
+// the job's message ID so that an operator can answer "did job X run?".
+func (p *Processor) logJob(msg Message, took time.Duration, outcome string, err error, extra ...any) {
+	const level = slog.LevelInfo
+	ctx := context.Background()
+	if !p.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := append([]any{"subject", msg.Subject, "msg_id", msg.Header.Get(nats.MsgIdHdr), "seq", msg.Sequence,
+		"attempt", msg.Attempt, "took", took.Round(time.Microsecond).String(), "outcome", outcome}, extra...)
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	p.log.Log(ctx, level, "job", attrs...)
 }
 
 // deadLetter copies the job to the DLQ stream and removes it from JOBS. If
 // the copy fails the job is retried instead, so nothing is dropped.
-func (p *Processor) deadLetter(m jetstream.Msg, msg Message, count *counters, cause error) {
+func (p *Processor) deadLetter(m jetstream.Msg, msg Message, count *counters, took time.Duration, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.AckWait)
 	defer cancel()
 	if err := DeadLetter(ctx, p.js, m, cause, msg.Attempt); err != nil {
 		p.log.Error("cannot move job to DLQ; will retry", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
 		_ = m.NakWithDelay(p.cfg.backoff(msg.Attempt))
 		count.retry.Inc()
+		p.logJob(msg, took, outcomeRetry, cause)
 		return
 	}
 	if err := m.Term(); err != nil {
 		p.log.Warn("terminate dead-lettered job", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
 	}
 	count.deadLettered()
-	p.log.Error("job moved to DLQ", "subject", msg.Subject, "seq", msg.Sequence,
-		"dlq_subject", DLQPrefix+msg.Subject, "attempt", msg.Attempt, "err", cause)
+	p.logJob(msg, took, outcomeDeadLettered, cause, "dlq_subject", DLQPrefix+msg.Subject)
+	p.log.Error("job moved to DLQ", "subject", msg.Subject, "msg_id", msg.Header.Get(nats.MsgIdHdr),
+		"seq", msg.Sequence, "dlq_subject", DLQPrefix+msg.Subject, "attempt", msg.Attempt, "err", cause)
 }
 
 // call runs the handler, turning a panic into an error so that one bad job

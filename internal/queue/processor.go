@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
@@ -18,6 +19,14 @@ import (
 
 // processorLabel is the processor label of this package's metrics.
 const processorLabel = "queue"
+
+// refillCheck bounds how long a worker waits in the iterator before it looks
+// again whether a pull request is due. nats.go's iterator skips its refill
+// when the previous request is still being sent (a race that CPU contention
+// makes likely with small batches) and then waits for a missed heartbeat:
+// seen as 5 s stalls at prefetch 4. Coming back every refillCheck bounds
+// such a stall to refillCheck; idle, it costs a timer per worker per period.
+const refillCheck = 20 * time.Millisecond
 
 // resubscribeWait is the pause before consuming again after the consumer
 // went away (deleted by an operator, cluster restarted without its state).
@@ -101,7 +110,9 @@ func (p *Processor) Handle(subject string, h Handler) {
 }
 
 // Start creates or updates the streams and the consumer and starts
-// consuming. The engine must have started.
+// consuming. The engine must have started. Transient JetStream errors (no
+// responders, JetStream temporarily unavailable during a leader election,
+// timeouts) are retried with backoff until ctx ends.
 func (p *Processor) Start(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return errors.New("queue processor already started")
@@ -110,7 +121,12 @@ func (p *Processor) Start(ctx context.Context) error {
 	if p.js == nil {
 		return errors.New("queue processor: engine not started (register the engine before the processor)")
 	}
-	iter, err := p.subscribe(ctx)
+	var iter jetstream.MessagesContext
+	err := engine.Retry(ctx, p.log, "queue provisioning", func(ctx context.Context) error {
+		var err error
+		iter, err = p.subscribe(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -135,7 +151,8 @@ func (p *Processor) subscribe(ctx context.Context) (jetstream.MessagesContext, e
 	}
 	iter, err := cons.Messages(
 		jetstream.PullMaxMessages(p.cfg.Prefetch),
-		jetstream.PullExpiry(pullExpiry),
+		jetstream.PullThresholdMessages(p.cfg.refillBelow()),
+		jetstream.PullExpiry(p.cfg.FetchWait),
 		// A missed heartbeat (a slow or restarting server) is handled inside
 		// the iterator by asking again; it is not a reason to stop a worker.
 		jetstream.WithMessagesErrOnMissingHeartbeat(false),
@@ -241,7 +258,10 @@ func (p *Processor) work(iter jetstream.MessagesContext) error {
 	keep := newKeeper(p.cfg.AckWait / 3)
 	defer keep.release()
 	for {
-		m, err := iter.Next()
+		m, err := iter.Next(jetstream.NextMaxWait(refillCheck))
+		if errors.Is(err, nats.ErrTimeout) {
+			continue
+		}
 		if err != nil {
 			if p.isStopping() {
 				return nil

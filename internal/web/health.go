@@ -16,6 +16,11 @@ import (
 type Check struct {
 	Name  string
 	Probe func(ctx context.Context) error
+	// DegradeOnly makes a failing Probe keep readiness at 200 and name the
+	// check in the body as degraded: for a dependency that every replica
+	// shares, where taking replicas out of rotation would not help and would
+	// take their other endpoints down too.
+	DegradeOnly bool
 }
 
 // CheckTimeout bounds each readiness check, well inside the few seconds a
@@ -39,10 +44,21 @@ func Live() http.HandlerFunc {
 func Ready(lt *host.Lifetime, checks ...Check) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := readiness(r.Context(), lt, checks); err != nil {
+			// Neither answer may be cached: a probe must see the state now.
+			w.Header().Set("Cache-Control", "no-store")
 			WriteError(w, r, Unavailable(err))
 			return
 		}
-		writeText(w, "ready\n")
+		body := "ready\n"
+		for _, c := range checks {
+			if !c.DegradeOnly {
+				continue
+			}
+			if err := probe(r.Context(), c); err != nil {
+				body += fmt.Sprintf("degraded: %s: %v\n", c.Name, err)
+			}
+		}
+		writeText(w, body)
 	}
 }
 
@@ -59,6 +75,9 @@ func readiness(ctx context.Context, lt *host.Lifetime, checks []Check) error {
 		return errors.New("starting")
 	}
 	for _, c := range checks {
+		if c.DegradeOnly {
+			continue
+		}
 		if err := probe(ctx, c); err != nil {
 			return fmt.Errorf("check %s: %w", c.Name, err)
 		}

@@ -51,6 +51,7 @@ type Metrics struct {
 type seriesKey struct {
 	method, route string
 	code          int
+	fault         string // replaces code in the label when set
 }
 
 // durationBuckets reach past the conventions' advised 10 s because
@@ -100,24 +101,33 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // Middleware records every request it wraps. Put it outside Recover so a
-// panic is counted as the 500 it became.
+// panic is counted as the 500 it became. It records in a deferred call, so
+// a response aborted by a panic after its header (re-panicked by Recover)
+// is counted too, with http_response_status_code="panic"; a request cut off
+// by the shutdown timeout has "shutdown_timeout".
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mi := methodIndex(r.Method)
 		m.active[mi].Inc()
-		defer m.active[mi].Dec()
 		o := observe(w, r)
+		defer func() {
+			m.active[mi].Dec()
+			m.observer(mi, o.routePattern(), o.finalStatus(), o.fault()).Observe(time.Since(o.start).Seconds())
+		}()
 		next.ServeHTTP(o, r)
-		m.observer(mi, o.routePattern(), o.finalStatus()).Observe(time.Since(o.start).Seconds())
 	})
 }
 
-func (m *Metrics) observer(mi int, route string, code int) prometheus.Observer {
-	k := seriesKey{methodName(mi), route, code}
+func (m *Metrics) observer(mi int, route string, code int, fault string) prometheus.Observer {
+	k := seriesKey{methodName(mi), route, code, fault}
 	if s, ok := m.cache.Load(k); ok {
 		return s.(prometheus.Observer)
 	}
-	s, _ := m.cache.LoadOrStore(k, m.duration.WithLabelValues(k.method, route, strconv.Itoa(code)))
+	c := strconv.Itoa(code)
+	if fault != "" {
+		c = fault
+	}
+	s, _ := m.cache.LoadOrStore(k, m.duration.WithLabelValues(k.method, route, c))
 	return s.(prometheus.Observer)
 }
 

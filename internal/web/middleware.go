@@ -63,35 +63,53 @@ func AccessLog(log *slog.Logger, quiet ...string) func(http.Handler) http.Handle
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			o := observe(w, r)
+			// Deferred, so a response aborted by a panic is logged too.
+			defer logRequest(log, quietSet, o, r)
 			next.ServeHTTP(o, r)
-			status := o.finalStatus()
-			level := slog.LevelInfo
-			switch {
-			case quietSet[o.routePattern()]:
-				// Probes answer 503 on purpose while starting and draining.
-				level = slog.LevelDebug
-			case status >= 500:
-				level = slog.LevelError
-			}
-			ctx := r.Context()
-			h := log.Handler()
-			if !h.Enabled(ctx, level) {
-				return
-			}
-			// The record is made here rather than by log.LogAttrs, which
-			// would walk the stack for a source location nobody reads.
-			now := time.Now()
-			rec := slog.NewRecord(now, level, "http request", 0)
-			rec.AddAttrs(
-				slog.String("request_id", middleware.GetReqID(ctx)),
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.Int("status", status),
-				slog.Duration("duration", now.Sub(o.start)), // JSON: integer nanoseconds; text: "1.2ms"
-			)
-			_ = h.Handle(ctx, rec)
 		})
 	}
+}
+
+// logRequest writes the access-log line of a finished request. A request
+// with a fault (cut by the shutdown timeout, aborted by a panic) is an
+// error, and the line says which in a sixth attribute; a cut request's
+// status is 0, as no answer reached the client.
+func logRequest(log *slog.Logger, quietSet map[string]bool, o *observed, r *http.Request) {
+	status, fault := o.finalStatus(), o.fault()
+	if fault == FaultShutdownTimeout {
+		status = 0 // whatever the handler wrote, the connection was closed under it
+	}
+	level := slog.LevelInfo
+	switch {
+	case fault != "":
+		level = slog.LevelError
+	case quietSet[o.routePattern()]:
+		// Probes answer 503 on purpose while starting and draining.
+		level = slog.LevelDebug
+	case status >= 500:
+		level = slog.LevelError
+	}
+	ctx := r.Context()
+	h := log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	// The record is made here rather than by log.LogAttrs, which would walk
+	// the stack for a source location nobody reads; one clock read serves
+	// the record's time and the duration.
+	now := time.Now()
+	rec := slog.NewRecord(now, level, "http request", 0)
+	rec.AddAttrs(
+		slog.String("request_id", middleware.GetReqID(ctx)),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("duration", now.Sub(o.start)), // JSON: integer nanoseconds; text: "1.2ms"
+	)
+	if fault != "" {
+		rec.AddAttrs(slog.String("fault", fault))
+	}
+	_ = h.Handle(ctx, rec)
 }
 
 // Recover turns a panicking handler into a 500 problem and an error log line
@@ -110,6 +128,7 @@ func Recover(log *slog.Logger) func(http.Handler) http.Handler {
 					return
 				}
 				if v == http.ErrAbortHandler {
+					o.aborted = true
 					panic(v)
 				}
 				log.LogAttrs(r.Context(), slog.LevelError, "handler panicked",
@@ -120,6 +139,7 @@ func Recover(log *slog.Logger) func(http.Handler) http.Handler {
 					slog.String("stack", string(debug.Stack())),
 				)
 				if o.wroteHeader() {
+					o.aborted = true
 					panic(http.ErrAbortHandler)
 				}
 				WriteError(o, r, errors.New("handler panicked"))

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/hostkit/hostkit/internal/host"
 )
 
 // observed is the response writer the observing middleware (AccessLog,
@@ -18,6 +20,28 @@ type observed struct {
 	status int
 	bytes  int
 	route  string
+	// aborted is set by Recover when a panic came after the header was
+	// sent, so the response was cut short.
+	aborted bool
+}
+
+// The faults that end a request without the answer its handler meant to
+// give. They replace the status code in metrics and join it in the access
+// log, as no status code says them.
+const (
+	FaultShutdownTimeout = "shutdown_timeout" // cut off when the shutdown timeout passed
+	FaultPanic           = "panic"            // the handler panicked after the header was sent
+)
+
+// fault names the request's fault, or "".
+func (o *observed) fault() string {
+	switch {
+	case host.CutByShutdown(o.r.Context()):
+		return FaultShutdownTimeout
+	case o.aborted:
+		return FaultPanic
+	}
+	return ""
 }
 
 // observe returns w as an *observed, reusing the one an outer middleware made.

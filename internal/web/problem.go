@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -60,6 +62,8 @@ func StatusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	}
 	switch {
+	case errors.Is(err, ErrRequestTimeout): // before ErrInvalid: a handler may call a failed read invalid input
+		return http.StatusRequestTimeout
 	case errors.Is(err, ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
@@ -91,7 +95,7 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 		Title:     http.StatusText(status),
 		Status:    status,
 		Detail:    detail,
-		Instance:  r.URL.Path,
+		Instance:  r.URL.EscapedPath(), // a URI reference: the decoded Path may hold spaces and quotes
 		RequestID: middleware.GetReqID(r.Context()),
 	}
 	body, err := json.Marshal(p)
@@ -116,13 +120,21 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 // MethodNotAllowed returns the handler that answers a known route asked with
 // the wrong method: a 405 problem with the Allow header RFC 9110 requires.
 // chi only fills Allow in its own 405 handler, so this one asks routes which
-// methods would have matched.
+// methods would have matched. A GET route also serves HEAD (NewRouter maps
+// it), so Allow names HEAD with it.
 func MethodNotAllowed(routes chi.Routes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
 		for _, m := range allowProbe {
-			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) {
-				w.Header().Add("Allow", m)
+			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) && !slices.Contains(allow, m) {
+				allow = append(allow, m)
+				if m == http.MethodGet {
+					allow = append(allow, http.MethodHead)
+				}
 			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
 		}
 		WriteError(w, r, &kindError{ErrMethodNotAllowed, errors.New("method " + r.Method + " is not allowed on " + r.URL.Path)})
 	}

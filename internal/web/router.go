@@ -11,6 +11,7 @@ package web
 import (
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -40,6 +41,10 @@ type RouterOptions struct {
 	Lifetime     *host.Lifetime       // drives /healthz/ready and host_state
 	Checks       []Check              // extra readiness checks
 	MaxBodyBytes int64                // 0 means DefaultMaxBodyBytes
+	// ReadTimeout bounds receiving a request's body (see ReadTimeout); 0: no bound.
+	ReadTimeout time.Duration
+	// MaxInFlight bounds the requests served at once (see LimitInFlight); 0: no bound.
+	MaxInFlight int
 	// TracerProvider, if set, makes every request a SERVER span (Trace). Nil
 	// means no tracing, at no cost per request.
 	TracerProvider trace.TracerProvider
@@ -47,8 +52,9 @@ type RouterOptions struct {
 
 // NewRouter returns a router with the shared middleware, the health and
 // metrics routes, and problem+json answers for unknown routes and methods.
-// Middleware order, outermost first: tracing (if on), request id, access log, metrics,
-// recover, body limit — so the log and the metrics see the 500 a panic became.
+// Middleware order, outermost first: tracing (if on), request id, access
+// log, metrics, recover, in-flight bound, read timeout, body limit — so the
+// log and the metrics see the 500 a panic became and the 503 of a shed request.
 func NewRouter(opts RouterOptions) (*chi.Mux, error) {
 	if opts.Logger == nil || opts.Registry == nil || opts.Lifetime == nil {
 		return nil, errors.New("web router: Logger, Registry and Lifetime are required")
@@ -75,6 +81,8 @@ func NewRouter(opts RouterOptions) (*chi.Mux, error) {
 		AccessLog(opts.Logger, LivePath, ReadyPath, MetricsPath),
 		m.Middleware,
 		Recover(opts.Logger),
+		LimitInFlight(opts.MaxInFlight, LivePath, ReadyPath, MetricsPath),
+		ReadTimeout(opts.ReadTimeout),
 		LimitBody(maxBody),
 		// HEAD is GET without a body (RFC 9110); chi does not map it by
 		// itself, and load balancers' health checks often use it.

@@ -59,10 +59,18 @@ type fixture struct {
 
 func newFixture(tb testing.TB, lt *host.Lifetime, checks ...web.Check) *fixture {
 	tb.Helper()
+	return newFixtureWith(tb, web.RouterOptions{Lifetime: lt, Checks: checks, MaxBodyBytes: 16})
+}
+
+// newFixtureWith is newFixture with the router options of the test's own
+// choosing; it fills in the logger and the registry.
+func newFixtureWith(tb testing.TB, opts web.RouterOptions) *fixture {
+	tb.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
-	r, err := web.NewRouter(web.RouterOptions{Logger: log, Registry: reg, Lifetime: lt, Checks: checks, MaxBodyBytes: 16})
+	opts.Logger, opts.Registry = log, reg
+	r, err := web.NewRouter(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -299,6 +307,7 @@ func TestStatusOf(t *testing.T) {
 		{"not found", web.ErrNotFound, 404},
 		{"method", web.ErrMethodNotAllowed, 405},
 		{"body too large", fmt.Errorf("read: %w", &http.MaxBytesError{Limit: 1}), 413},
+		{"body too slow, called invalid", web.Invalid(fmt.Errorf("read: %w", web.ErrRequestTimeout)), 408},
 		{"anything else", errors.New("disk on fire"), 500},
 	}
 	for _, tt := range tests {

@@ -33,10 +33,26 @@ type PingJob struct {
 // ErrPingFailed is returned for a job that asked to fail.
 var ErrPingFailed = errors.New("ping job failed on request")
 
-// Ping handles jobs.ping: it simulates Work worth of processing and stops
-// early with ctx's error when ctx ends. Malformed JSON or a bad duration is a
-// permanent failure: no attempt could ever succeed.
-func Ping(ctx context.Context, msg queue.Message) error {
+// DefaultMaxWork caps a ping job's work unless PingUpTo says otherwise; it
+// matches pingapi's ping.max_delay, which bounds what POST /pingpong/jobs
+// accepts.
+const DefaultMaxWork = 60 * time.Second
+
+// Ping handles jobs.ping with work capped at DefaultMaxWork.
+func Ping(ctx context.Context, msg queue.Message) error { return ping(ctx, msg, DefaultMaxWork) }
+
+// PingUpTo returns the jobs.ping handler with work capped at maxWork: a job
+// published around pingapi (worker publish, another producer) asking for
+// hours would otherwise hold every shutdown to its timeout and come back
+// after each restart.
+func PingUpTo(maxWork time.Duration) queue.Handler {
+	return func(ctx context.Context, msg queue.Message) error { return ping(ctx, msg, maxWork) }
+}
+
+// ping simulates min(Work, maxWork) worth of processing and stops early with
+// ctx's error when ctx ends. Malformed JSON or a bad duration is a permanent
+// failure: no attempt could ever succeed.
+func ping(ctx context.Context, msg queue.Message, maxWork time.Duration) error {
 	var job PingJob
 	if err := json.Unmarshal(msg.Data, &job); err != nil {
 		return queue.Permanent(fmt.Errorf("jobs.ping: malformed JSON: %w", err))
@@ -50,7 +66,7 @@ func Ping(ctx context.Context, msg queue.Message) error {
 		if d < 0 {
 			return queue.Permanent(fmt.Errorf("jobs.ping %q: work %s: must not be negative", job.ID, d))
 		}
-		work = d
+		work = min(d, maxWork)
 	}
 	if err := sleep(ctx, work); err != nil {
 		return fmt.Errorf("jobs.ping %q: %w", job.ID, err)

@@ -70,3 +70,14 @@ func TestPingStopsWhenContextEnds(t *testing.T) {
 		t.Fatal("an interrupted job must be retried, not dead-lettered")
 	}
 }
+
+func TestPingCapsWork(t *testing.T) {
+	h := jobs.PingUpTo(20 * time.Millisecond)
+	began := time.Now()
+	if err := h(context.Background(), queue.Message{Subject: "jobs.ping", Data: []byte(`{"id":"long","work":"24h"}`)}); err != nil {
+		t.Fatalf("handler = %v, want nil", err)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("a 24h job took %s with work capped at 20ms", took)
+	}
+}

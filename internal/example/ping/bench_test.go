@@ -21,10 +21,12 @@ import (
 // BenchmarkPing measures GET /pingpong/ping over loopback HTTP with
 // keep-alive from a bare net/http handler ("bare") and through the full
 // pingapi stack ("full": host.HTTPServer, chi router, request id, JSON access
-// log, metrics, recover, body limit). The two take turns in chunks of
-// requests so that load from other processes on the machine hits both alike;
-// each op is one request to each. It reports each one's requests/s, p50 and
-// p99 latency, and full's throughput as a ratio of bare's.
+// log, metrics, recover, in-flight bound, read timeout, body limit), and
+// through the same stack without the in-flight bound and read timeout
+// ("unbounded"). They take turns in chunks of requests so that load from
+// other processes on the machine hits all alike; each op is one request to
+// each. It reports each one's requests/s, p50 and p99 latency, and full's
+// throughput as a ratio of bare's and of unbounded's.
 //
 //	go test -run '^$' -bench BenchmarkPing -benchtime 20000x ./internal/example/ping/
 func BenchmarkPing(b *testing.B) {
@@ -34,25 +36,12 @@ func BenchmarkPing(b *testing.B) {
 	}))
 	defer bare.Close()
 
-	lt := host.NewLifetime()
-	r, err := web.NewRouter(web.RouterOptions{
-		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Registry: prometheus.NewRegistry(),
-		Lifetime: lt,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ping.AddRoutes(r, ping.Options{})
-	full := host.NewHTTPServer("127.0.0.1:0", r, lt, nil)
-	if err := full.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer full.Stop(context.Background())
-
 	stacks := []*benchStack{
 		{name: "bare", url: bare.URL + "/pingpong/ping"},
-		{name: "full", url: "http://" + full.Addr().String() + "/pingpong/ping"},
+		// full runs with the binaries' defaults of the HTTP limits; unbounded
+		// without them, so full/unbounded is what the limits cost.
+		{name: "full", url: startFull(b, web.DefaultReadTimeout, web.DefaultMaxInFlight) + "/pingpong/ping"},
+		{name: "unbounded", url: startFull(b, 0, 0) + "/pingpong/ping"},
 	}
 	const chunk = 500
 	b.ResetTimer()
@@ -66,6 +55,31 @@ func BenchmarkPing(b *testing.B) {
 		s.report(b)
 	}
 	b.ReportMetric(stacks[1].rate()/stacks[0].rate(), "full/bare")
+	b.ReportMetric(stacks[1].rate()/stacks[2].rate(), "full/unbounded")
+}
+
+// startFull serves the ping routes through the whole pingapi stack with the
+// given read timeout and in-flight bound, until the benchmark ends.
+func startFull(b *testing.B, readTimeout time.Duration, maxInFlight int) string {
+	b.Helper()
+	lt := host.NewLifetime()
+	r, err := web.NewRouter(web.RouterOptions{
+		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Registry:    prometheus.NewRegistry(),
+		Lifetime:    lt,
+		ReadTimeout: readTimeout,
+		MaxInFlight: maxInFlight,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ping.AddRoutes(r, ping.Options{})
+	srv := host.NewHTTPServer("127.0.0.1:0", r, lt, nil)
+	if err := srv.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	return "http://" + srv.Addr().String()
 }
 
 // benchStack accumulates one server's results across chunks.

@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/hostkit/hostkit/internal/example/ping"
+	"github.com/hostkit/hostkit/internal/natsclient"
 )
 
 func TestJobsRejectsBadRequests(t *testing.T) {
@@ -20,6 +23,12 @@ func TestJobsRejectsBadRequests(t *testing.T) {
 		{"empty body", "", 400, "empty"},
 		{"not JSON", "work=5s", 400, "invalid character"},
 		{"unknown field", `{"id":"a","work":"1ms","priority":1}`, 400, `unknown field "priority"`},
+		{"wrong-case key", `{"ID":"a","work":"1ms"}`, 400, `unknown field "ID"`},
+		{"wrong-case work", `{"Work":"1ms"}`, 400, `unknown field "Work"`},
+		{"null", `null`, 400, "want a JSON object"},
+		{"array", `[{"work":"1ms"}]`, 400, "want a JSON object"},
+		{"string", `"job"`, 400, "want a JSON object"},
+		{"id with a blank", `{"id":"a b"}`, 400, "visible ASCII"},
 		{"wrong type", `{"id":1}`, 400, "cannot unmarshal"},
 		{"bad work", `{"work":"soon"}`, 400, `work: "soon" is not a duration`},
 		{"negative work", `{"work":"-1s"}`, 400, "work: \"-1s\" is negative"},
@@ -78,6 +87,12 @@ func TestJobsPublishes(t *testing.T) {
 			if job.ID != acc.ID || job.Work != tt.wantWork {
 				t.Errorf("published %+v, want id %q and work %q", job, acc.ID, tt.wantWork)
 			}
+			if pub.ids[0] != acc.ID {
+				t.Errorf("published with Nats-Msg-Id %q, want the job id %q", pub.ids[0], acc.ID)
+			}
+			if got := rec.Header().Get(ping.IdempotencyKeyHeader); got != acc.ID {
+				t.Errorf("%s = %q, want the job id %q", ping.IdempotencyKeyHeader, got, acc.ID)
+			}
 		})
 	}
 }
@@ -99,7 +114,8 @@ func TestJobsPublisherFailures(t *testing.T) {
 		status int
 		detail string
 	}{
-		{"queue unavailable", &fakePublisher{err: fmt.Errorf("nats: no servers: %w", errQueueDown)}, 503, "job queue unavailable"},
+		{"queue unavailable", &fakePublisher{err: fmt.Errorf("publish: %w: nats: no responders", natsclient.ErrUnavailable)}, 503, "was not accepted"},
+		{"outcome unknown", &fakePublisher{err: fmt.Errorf("publish: %w: nats: timeout", natsclient.ErrOutcomeUnknown)}, 504, "may have been accepted"},
 		{"no publisher", nil, 503, "no job queue is configured"},
 		{"other failure", &fakePublisher{err: errors.New("stream full")}, 500, "quote the request id"},
 	}
@@ -112,4 +128,71 @@ func TestJobsPublisherFailures(t *testing.T) {
 			checkProblem(t, rec, tt.status, tt.detail)
 		})
 	}
+}
+
+func TestJobsRequiresJSONContentType(t *testing.T) {
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx"} {
+		t.Run(ct, func(t *testing.T) {
+			pub := &fakePublisher{}
+			req := httptest.NewRequest("POST", "/pingpong/jobs", strings.NewReader(`{"work":"1ms"}`))
+			if ct != "" {
+				req.Header.Set("Content-Type", ct)
+			}
+			rec := httptest.NewRecorder()
+			newAPI(t, pub).ServeHTTP(rec, req)
+			if rec.Code != http.StatusUnsupportedMediaType {
+				t.Fatalf("Content-Type %q: status %d, want 415", ct, rec.Code)
+			}
+			checkProblem(t, rec, 415, "want application/json")
+			if len(pub.messages) != 0 {
+				t.Errorf("published %d messages, want none", len(pub.messages))
+			}
+		})
+	}
+	req := httptest.NewRequest("POST", "/pingpong/jobs", strings.NewReader(`{"work":"1ms"}`))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	rec := httptest.NewRecorder()
+	newAPI(t, &fakePublisher{}).ServeHTTP(rec, req)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("application/json with charset: status %d, want 202", rec.Code)
+	}
+}
+
+// A client that retries with the same id (in the body or the
+// Idempotency-Key header) gets 202 again, and the job is stored once.
+func TestJobsRetryWithSameIDIsStoredOnce(t *testing.T) {
+	pub := &fakePublisher{}
+	api := newAPI(t, pub)
+	post := func(body, key string) ping.Accepted {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/pingpong/jobs", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set(ping.IdempotencyKeyHeader, key)
+		}
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("status %d, want 202 (%s)", rec.Code, rec.Body)
+		}
+		var acc ping.Accepted
+		if err := json.Unmarshal(rec.Body.Bytes(), &acc); err != nil {
+			t.Fatal(err)
+		}
+		return acc
+	}
+	first := post(`{"id":"order-1","work":"1ms"}`, "")
+	again := post(`{"work":"1ms"}`, "order-1")
+	if first.ID != "order-1" || again.ID != "order-1" || first.Duplicate || !again.Duplicate {
+		t.Fatalf("answers %+v then %+v, want id order-1, the second a duplicate", first, again)
+	}
+	if len(pub.messages) != 1 {
+		t.Fatalf("stored %d jobs, want 1", len(pub.messages))
+	}
+	req := httptest.NewRequest("POST", "/pingpong/jobs", strings.NewReader(`{"id":"a"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ping.IdempotencyKeyHeader, "b")
+	rec := httptest.NewRecorder()
+	api.ServeHTTP(rec, req)
+	checkProblem(t, rec, 400, "differ")
 }

@@ -3,7 +3,6 @@ package ping_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,33 +13,45 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hostkit/hostkit/internal/example/ping"
 	"github.com/hostkit/hostkit/internal/host"
+	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
-// errQueueDown stands in for natsclient.ErrUnavailable.
-var errQueueDown = errors.New("queue down")
-
-// fakePublisher records what it was asked to publish and returns err.
+// fakePublisher records what it was asked to publish and returns err. Like
+// a stream with a duplicate window, it stores a message whose Nats-Msg-Id it
+// has seen only once.
 type fakePublisher struct {
 	mu       sync.Mutex
 	err      error
 	subjects []string
 	messages [][]byte
+	ids      []string
+	seen     map[string]bool
 }
 
-func (p *fakePublisher) Publish(ctx context.Context, subject string, data []byte) error {
+func (p *fakePublisher) PublishMsg(ctx context.Context, m *nats.Msg) (natsclient.Ack, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {
-		return p.err
+		return natsclient.Ack{}, p.err
 	}
-	p.subjects = append(p.subjects, subject)
-	p.messages = append(p.messages, data)
-	return nil
+	id := m.Header.Get(nats.MsgIdHdr)
+	if p.seen[id] {
+		return natsclient.Ack{Duplicate: true}, nil
+	}
+	if p.seen == nil {
+		p.seen = map[string]bool{}
+	}
+	p.seen[id] = true
+	p.subjects = append(p.subjects, m.Subject)
+	p.messages = append(p.messages, m.Data)
+	p.ids = append(p.ids, id)
+	return natsclient.Ack{Sequence: uint64(len(p.messages))}, nil
 }
 
 // newAPI returns the full pingapi handler: shared plumbing plus ping routes.
@@ -52,7 +63,7 @@ func newAPI(tb testing.TB, pub ping.Publisher) http.Handler {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	opts := ping.Options{MaxDelay: time.Second, Unavailable: errQueueDown}
+	opts := ping.Options{MaxDelay: time.Second}
 	if pub != nil {
 		opts.Publisher = pub
 	}
@@ -66,7 +77,11 @@ func serve(h http.Handler, method, target, body string) *httptest.ResponseRecord
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	h.ServeHTTP(rec, httptest.NewRequest(method, target, rd))
+	req := httptest.NewRequest(method, target, rd)
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	h.ServeHTTP(rec, req)
 	return rec
 }
 

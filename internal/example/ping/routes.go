@@ -13,9 +13,6 @@ type Options struct {
 	MaxDelay time.Duration
 	// Publisher receives jobs; nil makes POST /pingpong/jobs answer 503.
 	Publisher Publisher
-	// Unavailable is the sentinel Publisher's errors match when the queue is
-	// down (natsclient.ErrUnavailable), answered with 503 instead of 500.
-	Unavailable error
 	// Logger receives publish failures. Nil discards them.
 	Logger *slog.Logger
 }
@@ -29,5 +26,5 @@ func AddRoutes(r chi.Router, opts Options) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	r.Get("/pingpong/ping", handlePing(opts.MaxDelay))
-	r.Post("/pingpong/jobs", handleJobs(opts.Publisher, opts.Unavailable, opts.MaxDelay, opts.Logger))
+	r.Post("/pingpong/jobs", handleJobs(opts.Publisher, opts.MaxDelay, opts.Logger))
 }

@@ -1,0 +1,22 @@
+package changefeed
+
+import "time"
+
+// SkewClock moves p's monotonic clock forward by d, the way a process that
+// was stopped (SIGSTOP) for d finds its clock on resuming.
+func SkewClock(p *Processor, d time.Duration) { p.skew.Add(int64(d)) }
+
+// PauseRenewals skips p's renewals and heartbeats, from the next round on,
+// until the returned function is called; held leases still lapse at their
+// deadlines.
+func PauseRenewals(p *Processor) (resume func()) {
+	p.renewPaused.Store(true)
+	return func() { p.renewPaused.Store(false) }
+}
+
+// StallBalancing stops p's balancing steps, once the step in flight (if
+// any) has ended, until the returned function is called.
+func StallBalancing(p *Processor) (resume func()) {
+	p.balanceHold.Lock()
+	return p.balanceHold.Unlock
+}

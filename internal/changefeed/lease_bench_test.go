@@ -1,0 +1,253 @@
+package changefeed_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/engine/enginetest"
+)
+
+// Timings of the lease simulation: the renew interval is the unit the
+// figures are given in; the rest is scaled from the defaults (TTL = 3 ×
+// interval).
+const (
+	simRenew = 250 * time.Millisecond
+	simTTL   = 3 * simRenew
+)
+
+// BenchmarkLeaseBalance runs replicas of the change feed in one process
+// against a real embedded NATS server and measures, per membership change,
+// how many renew intervals pass until every replica holds its fair share
+// (intervals-to-balance), the most times one partition changed owner
+// (max-moves), and the lease requests per renew interval cluster-wide in
+// the steady state after (req/interval: KV writes, KV reads and consumer
+// info requests, counted on the server by a monitoring subscription).
+//
+//	go test -run '^$' -bench LeaseBalance -benchtime 1x ./internal/changefeed/
+func BenchmarkLeaseBalance(b *testing.B) {
+	cases := []struct {
+		name       string
+		partitions int
+		before     int  // replicas running and balanced before the change
+		after      int  // replicas after it
+		backToBack bool // the new replicas start one after the other, not at once
+	}{
+		{"P=16/1→2", 16, 1, 2, false},
+		{"P=256/2→3", 256, 2, 3, false},
+		{"P=256/0→2-back-to-back", 256, 0, 2, true},
+		{"P=256/3→16-at-once", 256, 3, 16, false},
+		{"P=256/16→15-leave", 256, 16, 15, false},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			var intervals, moves, reqs float64
+			for range b.N {
+				r := runMembershipChange(b, c.partitions, c.before, c.after, c.backToBack)
+				intervals += r.intervals
+				moves = max(moves, float64(r.maxMoves))
+				reqs += r.reqPerInterval
+			}
+			b.ReportMetric(intervals/float64(b.N), "intervals-to-balance")
+			b.ReportMetric(moves, "max-moves")
+			b.ReportMetric(reqs/float64(b.N), "req/interval")
+			b.ReportMetric(0, "ns/op") // the figures above are what counts
+		})
+	}
+}
+
+type membershipResult struct {
+	intervals      float64
+	maxMoves       int
+	reqPerInterval float64
+}
+
+// runMembershipChange starts `before` replicas, waits for their balance,
+// then changes the membership to `after` replicas and measures.
+func runMembershipChange(b *testing.B, partitions, before, after int, backToBack bool) membershipResult {
+	b.Helper()
+	e := enginetest.Start(b, "", "127.0.0.1:0", nil)
+	url := e.ClientURL()
+	cfg := func(i int) changefeed.Config {
+		c := testConfig(fmt.Sprintf("r%02d", i))
+		c.Partitions = partitions
+		c.LeaseTTL, c.RenewInterval = simTTL, simRenew
+		c.FetchWait = time.Second
+		return c
+	}
+	var ps []*changefeed.Processor
+	start := func(i int) *changefeed.Processor {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		m, _ := changefeed.NewMetrics(prometheus.NewRegistry(), nil)
+		p, err := changefeed.New(cfg(i), func() jetstream.JetStream { return js }, ignore, m, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = p.Stop(context.Background()) })
+		return p
+	}
+	for i := range before {
+		ps = append(ps, start(i))
+	}
+	if before > 0 {
+		waitBalanced(b, partitions, ps, time.Minute)
+	}
+	mon := newLeaseMonitor(b, url, partitions)
+	began := time.Now()
+	mon.reset()
+	switch {
+	case after < before:
+		for _, p := range ps[after:] {
+			if err := p.Stop(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ps = ps[:after]
+	case backToBack:
+		for i := before; i < after; i++ {
+			ps = append(ps, start(i))
+		}
+	default:
+		joined := make([]*changefeed.Processor, after-before)
+		var wg sync.WaitGroup
+		for i := range joined {
+			wg.Go(func() { joined[i] = start(before + i) })
+		}
+		wg.Wait()
+		ps = append(ps, joined...)
+	}
+	// The membership has changed once the last replica has started (its
+	// Start provisions the feed) or stopped.
+	changed := time.Now()
+	waitBalanced(b, partitions, ps, time.Minute)
+	took := time.Since(changed)
+	// Two more intervals to catch a partition moving again (thrash).
+	time.Sleep(2 * simRenew)
+	maxMoves := mon.maxMoves()
+	mon.resetRequests()
+	const window = 4 * simRenew
+	time.Sleep(window)
+	reqs := float64(mon.requests.Load()) / float64(window/simRenew)
+	b.Logf("%d→%d replicas, P=%d: balanced in %.2f intervals (%.2f counting the replicas' start), max %d owner changes per partition, %.0f lease requests per interval after",
+		before, after, partitions, float64(took)/float64(simRenew), float64(took+changed.Sub(began))/float64(simRenew), maxMoves, reqs)
+	return membershipResult{intervals: float64(took) / float64(simRenew), maxMoves: maxMoves, reqPerInterval: reqs}
+}
+
+// waitBalanced waits until the replicas own every partition once, each
+// floor or ceil of its fair share, and returns how long that took.
+func waitBalanced(tb testing.TB, partitions int, ps []*changefeed.Processor, within time.Duration) time.Duration {
+	tb.Helper()
+	lo, hi := partitions/len(ps), (partitions+len(ps)-1)/len(ps)
+	return eventually(tb, within, "fair shares", func() bool {
+		for _, n := range counts(ps...) {
+			if n < lo || n > hi {
+				return false
+			}
+		}
+		return partitionedOnce(partitions, ps...)
+	})
+}
+
+// leaseMonitor watches the lease bucket for owner changes and counts the
+// lease requests every replica sends.
+type leaseMonitor struct {
+	mu       sync.Mutex
+	current  map[int]string   // the owner of each partition now
+	owners   map[int][]string // owners since reset, free gaps left out
+	requests atomic.Int64
+}
+
+func newLeaseMonitor(tb testing.TB, url string, partitions int) *leaseMonitor {
+	tb.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	m := &leaseMonitor{current: map[int]string{}, owners: map[int][]string{}}
+	count := func(*nats.Msg) { m.requests.Add(1) }
+	for _, subject := range []string{
+		"$KV." + changefeed.LeaseBucket + ".>",                   // writes
+		"$JS.API.DIRECT.GET.KV_" + changefeed.LeaseBucket + ".>", // reads
+		"$JS.API.DIRECT.GET.KV_" + changefeed.LeaseBucket,        // reads
+		"$JS.API.STREAM.MSG.GET.KV_" + changefeed.LeaseBucket,    // reads
+		"$JS.API.CONSUMER.INFO." + changefeed.StreamName + ".>",  // lag
+	} {
+		if _, err := nc.Subscribe(subject, count); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	js, _ := jetstream.New(nc)
+	// Created here if no replica runs yet; the first one updates it.
+	kv, err := js.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: changefeed.LeaseBucket, History: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w, err := kv.WatchAll(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = w.Stop() })
+	go func() {
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			p, err := strconv.Atoi(e.Key())
+			if err != nil {
+				continue
+			}
+			m.mu.Lock()
+			if e.Operation() != jetstream.KeyValuePut {
+				delete(m.current, p)
+			} else if o := string(e.Value()); o != m.current[p] {
+				m.current[p] = o
+				m.owners[p] = append(m.owners[p], o)
+			}
+			m.mu.Unlock()
+		}
+	}()
+	return m
+}
+
+func (m *leaseMonitor) reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.owners)
+	for p, o := range m.current {
+		m.owners[p] = []string{o}
+	}
+	m.requests.Store(0)
+}
+
+func (m *leaseMonitor) resetRequests() { m.requests.Store(0) }
+
+// maxMoves is the most owner changes of one partition since reset (taking
+// a partition that was free at reset is no change).
+func (m *leaseMonitor) maxMoves() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	most := 0
+	for _, o := range m.owners {
+		most = max(most, len(slices.Compact(slices.Clone(o)))-1)
+	}
+	return most
+}
