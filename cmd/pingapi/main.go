@@ -14,6 +14,7 @@ import (
 	"github.com/hostkit/hostkit/internal/example/ping"
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/natsclient"
+	"github.com/hostkit/hostkit/internal/telemetry"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -26,10 +27,13 @@ func main() {
 
 // config holds pingapi's own keys.
 type config struct {
-	HTTP     web.Config
+	HTTP      web.Config
+	NATSURL   string
+	NATS      natsclient.Options
+	Telemetry telemetry.Config
+	// example:begin
 	MaxDelay time.Duration
-	NATSURL  string
-	NATS     natsclient.Options
+	// example:end
 }
 
 func program() host.Program {
@@ -39,7 +43,9 @@ func program() host.Program {
 		Version: version,
 		Config: func(c *host.Config) {
 			cfg.HTTP.Declare(c, ":8080", "HTTP listen address")
+			// example:begin
 			c.Duration(&cfg.MaxDelay, "ping.max_delay", ping.DefaultMaxDelay, "longest ?delay= a ping may ask for")
+			// example:end
 			c.String(&cfg.NATSURL, "nats.url", "nats://127.0.0.1:4222",
 				"NATS servers that receive jobs (nats://host:4222, comma-separated)")
 			c.Duration(&cfg.NATS.PingInterval, "nats.ping_interval", natsclient.DefaultPingInterval,
@@ -47,8 +53,10 @@ func program() host.Program {
 			c.Int(&cfg.NATS.MaxPingsOutstanding, "nats.max_pings_outstanding", natsclient.DefaultMaxPingsOutstanding,
 				"unanswered pings before pingapi gives its NATS server up and moves to another node")
 			c.Check(func() error { return checkNATS(&cfg) })
+			cfg.Telemetry.Declare(c)
 		},
-		Build: func(h *host.Host) error { return build(h, cfg) },
+		LogHandler: telemetry.LogHandler,
+		Build:      func(h *host.Host) error { return build(h, cfg) },
 	}
 }
 
@@ -68,6 +76,11 @@ func checkNATS(cfg *config) error {
 
 func build(h *host.Host, cfg config) error {
 	log, lt := h.Logger(), h.Lifetime()
+	// First, so it stops last: the spans of the last requests are flushed.
+	tr, err := telemetry.Add(h, "pingapi", cfg.Telemetry)
+	if err != nil {
+		return err
+	}
 	reg := web.NewRegistry()
 	metrics, err := natsclient.NewMetrics(reg)
 	if err != nil {
@@ -86,7 +99,7 @@ func build(h *host.Host, cfg config) error {
 	// GET /pingpong/ping down with the jobs. The body says what is wrong,
 	// and nats_connection_status and nats_publish_total show it.
 	r, err := web.NewRouter(web.RouterOptions{
-		Logger: log, Registry: reg, Lifetime: lt,
+		Logger: log, Registry: reg, Lifetime: lt, TracerProvider: tr.TracerProvider(),
 		ReadTimeout: cfg.HTTP.ReadTimeout, MaxInFlight: cfg.HTTP.MaxInFlight,
 		Checks: []web.Check{{Name: "nats", Probe: func(context.Context) error { return pub.Health() }, DegradeOnly: true}},
 	})
@@ -95,7 +108,10 @@ func build(h *host.Host, cfg config) error {
 		return err
 	}
 	h.Add("nats-publisher", pub)
+	// Routes: the example's; add yours (tools/strip removes the example).
+	// example:begin
 	ping.AddRoutes(r, ping.Options{MaxDelay: cfg.MaxDelay, Publisher: pub, Logger: log})
+	// example:end
 	h.Add("http", host.NewHTTPServer(cfg.HTTP.Addr, r, lt, log))
 	return nil
 }

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 // ready, and kills it when the test ends if it still runs.
 func start(ctx context.Context, tb testing.TB, args ...string) *rollout.Instance {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("runs the pingapi binary; not in the -short tier")
+	}
 	inst, err := rollout.Start(ctx, pingapi, args...)
 	if err != nil {
 		tb.Fatal(err)
@@ -88,16 +91,22 @@ func poll(ctx context.Context, tb testing.TB, what string, cond func() bool) {
 	}
 }
 
-// inFlight reads http_requests_in_flight from /metrics; the scrape itself counts.
+// inFlight sums http_server_active_requests over the methods from /metrics;
+// the scrape itself counts.
 func inFlight(url string) int {
 	r := get(url + "/metrics")
+	n, found := 0, false
 	for line := range strings.Lines(r.body) {
-		if v, ok := strings.CutPrefix(line, "http_requests_in_flight "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
+		if rest, ok := strings.CutPrefix(line, "http_server_active_requests{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			m, _ := strconv.Atoi(strings.TrimSpace(v))
+			n, found = n+m, true
 		}
 	}
-	return -1
+	if !found {
+		return -1
+	}
+	return n
 }
 
 // TestSIGTERMDrainsSlowRequest is the seed scenario, shortened: a 1.8 s
@@ -191,6 +200,9 @@ func TestPortInUseExitsOne(t *testing.T) {
 }
 
 func TestInvalidConfigExitsTwoNamingTheKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pingapi binary; not in the -short tier")
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -300,6 +312,9 @@ func post(url, body string) result {
 // runToExit runs pingapi with args and returns its exit code and output.
 func runToExit(tb testing.TB, args ...string) (int, string) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("runs the pingapi binary; not in the -short tier")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, pingapi, args...).CombinedOutput()

@@ -7,6 +7,7 @@ import (
 	"github.com/hostkit/hostkit/internal/engine"
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/telemetry"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -17,7 +18,10 @@ type config struct {
 	Engine     engine.Config
 	Queue      queue.Config
 	ChangeFeed changefeed.Config
-	Example    exampleConfig
+	Telemetry  telemetry.Config
+	// example:begin
+	Example exampleConfig
+	// example:end
 }
 
 // declare declares every worker key on c, with the packages' defaults, and
@@ -27,7 +31,10 @@ func (cfg *config) declare(c *host.Config) {
 	cfg.declareEngine(c)
 	cfg.declareQueue(c)
 	cfg.declareChangeFeed(c)
+	cfg.Telemetry.Declare(c)
+	// example:begin
 	cfg.Example.declare(c)
+	// example:end
 	c.Check(func() error {
 		// One key, two packages: the change feed replicates like the queue.
 		cfg.ChangeFeed.Replicas = cfg.Engine.Replicas

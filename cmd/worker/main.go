@@ -45,6 +45,7 @@ import (
 	"github.com/hostkit/hostkit/internal/example/jobs"
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/telemetry"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -76,11 +77,12 @@ Subcommands:
 func program() host.Program {
 	var cfg config
 	return host.Program{
-		Name:    "worker",
-		Version: version,
-		Config:  cfg.declare,
-		Usage:   subcommands,
-		Build:   func(h *host.Host) error { return build(h, cfg) },
+		Name:       "worker",
+		Version:    version,
+		Config:     cfg.declare,
+		Usage:      subcommands,
+		LogHandler: telemetry.LogHandler,
+		Build:      func(h *host.Host) error { return build(h, cfg) },
 	}
 }
 
@@ -92,6 +94,11 @@ func program() host.Program {
 func build(h *host.Host, cfg config) error {
 	log, lt := h.Logger(), h.Lifetime()
 	reg := web.NewRegistry()
+	// First, so it stops last: the spans of the last jobs are flushed.
+	tr, err := telemetry.Add(h, "worker", cfg.Telemetry)
+	if err != nil {
+		return err
+	}
 
 	eng, err := engine.New(cfg.Engine, log)
 	if err != nil {
@@ -101,28 +108,42 @@ func build(h *host.Host, cfg config) error {
 	if err != nil {
 		return err
 	}
+	if err := reg.Register(queue.NewBacklogCollector(eng.JetStream)); err != nil {
+		return err
+	}
 	q, err := queue.New(eng, cfg.Queue, log, qm)
 	if err != nil {
 		return &host.ConfigError{Err: err}
 	}
 	// One line per job type.
+	// example:begin
 	q.Handle("jobs.ping", jobs.PingUpTo(cfg.Example.PingMaxWork))
+	// example:end
+	q.SetTracerProvider(tr.TracerProvider())
 
 	cm, err := changefeed.NewMetrics(reg, qm)
 	if err != nil {
 		return err
 	}
-	cf, err := changefeed.New(cfg.ChangeFeed, eng.JetStream, jobs.LogChanges(log), cm, log.With("processor", "changefeed"))
+	// What the service does with each change, in order; put yours here.
+	onChange := changeHandlers{
+		// example:begin
+		jobs.LogChanges(log),
+		// example:end
+	}
+	cf, err := changefeed.New(cfg.ChangeFeed, eng.JetStream, onChange.handle, cm, log.With("processor", "changefeed"))
 	if err != nil {
 		return &host.ConfigError{Err: err}
 	}
+	cf.SetTracerProvider(tr.TracerProvider())
 
 	r, err := web.NewRouter(web.RouterOptions{
-		Logger:      log,
-		Registry:    reg,
-		Lifetime:    lt,
-		ReadTimeout: cfg.HTTP.ReadTimeout,
-		MaxInFlight: cfg.HTTP.MaxInFlight,
+		Logger:         log,
+		Registry:       reg,
+		Lifetime:       lt,
+		TracerProvider: tr.TracerProvider(),
+		ReadTimeout:    cfg.HTTP.ReadTimeout,
+		MaxInFlight:    cfg.HTTP.MaxInFlight,
 		Checks: []web.Check{
 			{Name: "nats", Probe: ready(eng.Ready)},
 			{Name: "queue", Probe: ready(q.Ready)},
@@ -137,6 +158,21 @@ func build(h *host.Host, cfg config) error {
 	h.Add("nats", eng)
 	h.Add("queue", q)
 	h.Add("changefeed", cf)
+	return nil
+}
+
+// changeHandlers runs each of its handlers on a change, in order, and stops
+// at the first error: the change comes again later, to every handler, so
+// each must be safe to repeat (as a change can come twice anyway). With no
+// handlers, changes are acknowledged unread.
+type changeHandlers []changefeed.Handler
+
+func (hs changeHandlers) handle(ctx context.Context, c changefeed.Change) error {
+	for _, h := range hs {
+		if err := h(ctx, c); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
