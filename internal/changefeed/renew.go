@@ -22,14 +22,16 @@ func (pr *Processor) renewLoop(ctx context.Context) {
 	tick := time.NewTicker(pr.cfg.RenewInterval)
 	defer tick.Stop()
 	for {
+		// The pause is read under renewHold, so that a test pausing
+		// renewals can wait out the round in flight (see PauseRenewals).
+		pr.renewHold.Lock()
 		if !pr.renewPaused.Load() {
-			pr.renewHold.Lock()
 			err := pr.renewRound(ctx)
-			pr.renewHold.Unlock()
 			pr.mu.Lock()
 			pr.renewErr = err
 			pr.mu.Unlock()
 		}
+		pr.renewHold.Unlock()
 		select {
 		case <-ctx.Done():
 			return
