@@ -111,6 +111,15 @@ test: ## Run every test once (go test ./...), container and manifest tests inclu
 	go -C deploy test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./internal/host/...
 
+# example:begin
+# The fault suite loads the system through the example's endpoint and
+# change handler, so it goes with the example.
+.PHONY: test-faults
+test-faults: ## Run the fault suite: 3-node JetStream cluster, workers and pingapi under injected faults (~2 min); logs in bin/faults-logs
+	HOSTKIT_FAULTS=1 HOSTKIT_FAULTS_LOGS=$(CURDIR)/bin/faults-logs \
+	  go test -count=1 -timeout 15m -run TestFaults -v ./test/faults/
+# example:end
+
 .PHONY: test-race
 test-race: ## Run the internal packages' tests with the race detector
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./internal/...
