@@ -179,6 +179,12 @@ func (pr *Processor) release(ctx context.Context, l *lease, reason string) {
 			rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), releaseGrace)
 			defer cancel()
 		}
+		// The next owner starts at the ack floor: it must count every
+		// change handled here before the lease is free.
+		if cerr := pr.confirmAcks(rctx, l.w); cerr != nil {
+			pr.log.Warn("change feed acknowledgements not confirmed before the release; the next owner may handle the last change again",
+				"partition", l.partition, "err", cerr)
+		}
 		err = pr.table.release(rctx, l.partition, l.rev)
 	}
 	l.mu.Unlock()
