@@ -176,5 +176,5 @@ func (pr *Processor) loseIf(l *lease, reason string, cond func() bool) {
 	l.w.abort()
 	pr.log.Info("change feed lease lost", "partition", l.partition, "reason", reason, "owned", n)
 	pr.metrics.dropPending(l.partition)
-	pr.metrics.setOwned(n)
+	pr.syncOwned()
 }
