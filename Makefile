@@ -4,8 +4,12 @@
 # the module path (ask `go list -m`), so the tree still works after gonew
 # copies it under another name.
 
+# help, build, test, run and clean work with GNU make 3.81 and bash 3.2 (a
+# stock macOS): one command per line, nothing newer. The other targets'
+# recipes are scripts of several lines, which need make 3.82's .ONESHELL;
+# they start with $(NEEDS_ONESHELL), which stops an older make with a hint.
 ifeq ($(filter oneshell,$(.FEATURES)),)
-$(error GNU make 3.82 or newer is required (on macOS: brew install make, then run gmake))
+NEEDS_ONESHELL = $(error this target needs GNU make 3.82 or newer (on macOS: brew install make, then run gmake))
 endif
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,13 +26,16 @@ export GOTOOLCHAIN := go1.27.3
 # Every directory under cmd/ is a service with an image of its own; tools
 # live under tools/. A new service needs no change here.
 APPS ?= $(sort $(notdir $(patsubst %/,%,$(wildcard cmd/*/))))
-# Every binary listens on its own HTTP port (config key http.addr).
-PORT_pingapi := 8080
-PORT_worker := 8090
+# Every binary listens on its own HTTP port: its http.addr default, declared
+# once in cmd/APP (cfg.HTTP.Declare(c, ":8080", ...), or a "http.addr" key
+# with a default); the image EXPOSEs it, the Deployment names it.
+port = $(shell sed -n -e 's/.*"http\.addr", *"[^"]*:\([0-9][0-9]*\)".*/\1/p' -e 's/.*HTTP\.Declare.c, *"[^"]*:\([0-9][0-9]*\)".*/\1/p' cmd/$(1)/*.go | head -n 1)
 
-# The images' repository, as the manifests name it (hostkit/pingapi);
-# make rename sets both to the new module's last path element.
-IMAGE_REPO ?= hostkit
+# The project's one name: the images' repository (hostkit/pingapi), the kind
+# cluster and the namespace. make rename sets it, in the manifests too, to
+# the new module's last path element.
+PROJECT ?= hostkit
+IMAGE_REPO ?= $(PROJECT)
 IMAGES = $(addprefix $(IMAGE_REPO)/,$(APPS))
 # Empty builds the Dockerfile's default target (golang builder, distroless
 # runtime); `local` packages binaries built here into scratch, for machines
@@ -42,14 +49,14 @@ REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 SOURCE = https://$(shell go list -m)
 LDFLAGS = -s -w -X main.version=$(TAG)
 
-KIND_CLUSTER ?= hostkit
+KIND_CLUSTER ?= $(PROJECT)
 # kind at the version in deploy/go.mod (a `tool` there, so the services'
 # go.mod does not carry it), the one whose node image deploy/kind/cluster.yaml
 # pins; set KIND=kind to use an installed one. It runs in deploy/, so the
 # paths given to it are absolute.
 KIND ?= go -C deploy tool kind
 KUBECTL := kubectl --context kind-$(KIND_CLUSTER)
-NAMESPACE := hostkit
+NAMESPACE := $(PROJECT)
 # The Gateway API implementation and the CRD bundle it ships: deploy/README.md
 # ("Version matrix") says why these, with sources; a test checks both
 # against that table and against deploy/go.mod.
@@ -73,6 +80,8 @@ APP ?= pingapi
 # services share the environment, so a flag is the way to set one of them).
 WORKER_FLAGS ?=
 PINGAPI_FLAGS ?=
+# Flags for tools/devrun, which make run is: e.g. DEVRUN_FLAGS=-report=FILE.
+DEVRUN_FLAGS ?=
 # Where make run's embedded NATS listens and pingapi publishes.
 NATS_ADDR ?= 127.0.0.1:4222
 REPLICAS ?=
@@ -82,6 +91,11 @@ CYCLONEDX_GOMOD_VERSION := v1.10.0
 # Where make sbom writes APP.cdx.json.
 SBOM_DIR ?= bin/sbom
 GOVULNCHECK_VERSION := v1.9.0
+ACTIONLINT_VERSION := v1.7.12
+# make vuln: the online database, else one built here from golang.org/x/vulndb
+# at this pseudo-version (the OSV records, served by the Go module proxy).
+VULN_DB ?= https://vuln.go.dev
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 # The whole suite, container and manifest tests included; CI runs `make test`.
 TEST_TIMEOUT ?= 9m
 
@@ -94,11 +108,8 @@ export TESTCONTAINERS_HOST_OVERRIDE := localhost
 
 .PHONY: help
 help: ## List the targets with a one-line description
-	@awk 'BEGIN { FS = ":.*## " }
-	  /^##@/ { printf "\n%s\n", substr($$0, 5) }
-	  /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
-	echo
-	echo "Variables: TAG=$(TAG) KIND_CLUSTER=$(KIND_CLUSTER) APP=$(APP) IMAGE_TARGET=$(IMAGE_TARGET)"
+	@awk 'BEGIN { FS = ":.*## " } /^##@/ { printf "\n%s\n", substr($$0, 5) } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST); \
+	echo; echo "Variables: TAG=$(TAG) KIND_CLUSTER=$(KIND_CLUSTER) APP=$(APP) IMAGE_TARGET=$(IMAGE_TARGET)"
 
 .PHONY: build
 build: ## Build every command under cmd/ into bin/
@@ -125,39 +136,41 @@ test-race: ## Run the internal packages' tests with the race detector
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./internal/...
 
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck and govulncheck (pinned, fetched by go run)
+lint: ## gofmt, go vet (both modules) and staticcheck (pinned, fetched by go run)
+	$(NEEDS_ONESHELL)
 	unformatted=$$(gofmt -l $$(go list -f '{{.Dir}}' ./...))
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go -C deploy vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
-	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) ./...
+
+.PHONY: vuln
+vuln: ## govulncheck the binaries' code; offline, against a database built from golang.org/x/vulndb
+	$(NEEDS_ONESHELL)
+	@# govulncheck exits 3 for vulnerabilities found, 1 when it failed, such
+	@# as an unreachable database: only then is the local database used.
+	status=0
+	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db $(VULN_DB) ./... || status=$$?
+	if [ $$status -ne 1 ]; then exit $$status; fi
+	echo "$(VULN_DB) unreachable: building a local database from golang.org/x/vulndb@$(VULNDB_VERSION)"
+	go mod download golang.org/x/vulndb@$(VULNDB_VERSION)
+	osv=$$(go list -m -f '{{.Dir}}' golang.org/x/vulndb@$(VULNDB_VERSION))/data/osv
+	rm -rf bin/vulndb
+	go run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$osv" -out bin/vulndb
+	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(CURDIR)/bin/vulndb ./...
 
 .PHONY: run
 run: ## Run worker (embedded NATS on NATS_ADDR, 127.0.0.1:4222) and pingapi (:8080); Ctrl-C stops both
-	@go build -o bin/dev/ ./cmd/worker ./cmd/pingapi
-	# Ctrl-C reaches both services through the terminal's process group, so
-	# INT is only noted here (sending it on would be a second signal, which
-	# forces an exit); a TERM sent to make alone is passed on. A service that
-	# exits 0 did so on a signal both got; one that fails stops the other.
-	worker= pingapi= first=
-	trap 'stopping=1' INT
-	trap 'stopping=1; kill -TERM $$worker $$pingapi 2>/dev/null || true' TERM
-	bin/dev/worker --nats.embedded.addr=$(NATS_ADDR) $(WORKER_FLAGS) & worker=$$!
-	# pingapi publishes to the worker's engine: start it once NATS listens.
-	until (exec 3<>/dev/tcp/$(subst :,/,$(NATS_ADDR))) 2>/dev/null; do
-	  { kill -0 $$worker 2>/dev/null && [ -z "$${stopping:-}" ]; } || break
-	  sleep 0.1 || true
-	done
-	if kill -0 $$worker 2>/dev/null && [ -z "$${stopping:-}" ]; then
-	  bin/dev/pingapi --nats.url=nats://$(NATS_ADDR) $(PINGAPI_FLAGS) & pingapi=$$!
-	  wait -n $$worker $$pingapi && first=0 || first=$$?
-	fi
-	[ -n "$${stopping:-}" ] || [ "$${first:-1}" = 0 ] || kill -TERM $$worker $$pingapi 2>/dev/null || true
-	status=0
-	wait $$worker || status=$$?
-	[ -z "$$pingapi" ] || { wait $$pingapi || status=$$?; }
-	exit $$status
+	@go build -o bin/dev/ ./cmd/worker ./cmd/pingapi ./tools/devrun
+	@# tools/devrun starts pingapi once NATS listens, prefixes the logs and
+	@# stops both together (its doc says how signals travel).
+	@exec bin/dev/devrun -wait $(NATS_ADDR) $(DEVRUN_FLAGS) \
+	  "bin/dev/worker --nats.embedded.addr=$(NATS_ADDR) $(WORKER_FLAGS)" \
+	  "bin/dev/pingapi --nats.url=nats://$(NATS_ADDR) $(PINGAPI_FLAGS)"
+
+.PHONY: clean
+clean: ## Remove bin/ (binaries, rendered manifests) and data/ (make run's embedded NATS store)
+	rm -rf bin data
 
 .PHONY: rollout-sim
 rollout-sim: ## Simulate a rolling update in-process and check nothing is dropped
@@ -175,6 +188,7 @@ rollout-proxies: ## Roll pingapi behind real nginx and HAProxy under POST/GET lo
 
 .PHONY: linux-binaries
 linux-binaries: ## Build static linux binaries for the local image target into bin/linux/
+	$(NEEDS_ONESHELL)
 	for app in $(APPS); do
 	  CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux/$$app ./cmd/$$app
 	done
@@ -185,7 +199,7 @@ image: $(addprefix image.,$(APPS)) ## Build an image per service under cmd/ (IMA
 # image.APP builds one image; the Dockerfile is the same for every APP.
 image.%: $(if $(filter local,$(IMAGE_TARGET)),linux-binaries)
 	docker build $(if $(IMAGE_TARGET),--target $(IMAGE_TARGET)) \
-	  --build-arg APP=$* --build-arg PORT=$(or $(PORT_$*),8080) \
+	  --build-arg APP=$* --build-arg PORT=$(or $(call port,$*),$(error cmd/$* declares no http.addr default with a port)) \
 	  --build-arg VERSION=$(TAG) --build-arg REVISION=$(REVISION) --build-arg SOURCE=$(SOURCE) \
 	  -t $(IMAGE_REPO)/$*:$(TAG) .
 
@@ -208,6 +222,7 @@ sbom: linux-binaries ## Write a CycloneDX SBOM of every binary under cmd/ to SBO
 
 .PHONY: kind-up
 kind-up: ## Create the kind cluster if absent, install the pinned Envoy Gateway (and Gateway API CRDs)
+	$(NEEDS_ONESHELL)
 	if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then
 	  echo "kind cluster $(KIND_CLUSTER) exists"
 	else
@@ -228,6 +243,7 @@ kind-up: ## Create the kind cluster if absent, install the pinned Envoy Gateway 
 
 .PHONY: kind-load
 kind-load: image image-nats ## Load the images into kind (via an archive: works with containerd's image store)
+	$(NEEDS_ONESHELL)
 	mkdir -p bin
 	archive=$(CURDIR)/bin/images-$(TAG).tar
 	docker save -o "$$archive" $(addsuffix :$(TAG),$(IMAGES)) $(NATS_IMAGE):$(NATS_VERSION)
@@ -240,6 +256,7 @@ manifests: ## Render the kind overlay with the images tagged TAG into DEPLOY_DIR
 
 .PHONY: deploy
 deploy: kind-load manifests ## Build, load and apply everything at TAG; wait for the rollouts
+	$(NEEDS_ONESHELL)
 	$(KUBECTL) apply -k $(DEPLOY_DIR)
 	$(KUBECTL) -n $(NAMESPACE) rollout status statefulset/nats --timeout=300s
 	for app in $(APPS); do
@@ -255,6 +272,7 @@ scale: ## Scale a deployment: make scale APP=worker REPLICAS=3
 
 .PHONY: rollout-check
 rollout-check: ## Load /pingpong (GET and POST) through the gateway while pingapi rolls; fails on any failed request
+	$(NEEDS_ONESHELL)
 	go build -o bin/rolloutcheck ./tools/rolloutcheck
 	# Two loads, each until stopped: the slow-path ping and job publishing.
 	bin/rolloutcheck -url $(INGRESS_URL)/pingpong/ping -want-body Pong >bin/rollout-get.txt & get=$$!
@@ -290,6 +308,10 @@ kind-down: ## Delete the kind cluster
 ##@ Template
 
 .PHONY: rename
-rename: ## Give a clone its own module path and image names: make rename MODULE=example.com/you/svc
+rename: ## Give a clone its own module path and name (PROJECT): make rename MODULE=example.com/you/svc [NAME=svc]
 	$(if $(MODULE),,$(error set MODULE, e.g. make rename MODULE=example.com/you/svc))
-	go run ./tools/rename $(MODULE)
+	go run ./tools/rename $(MODULE) $(NAME)
+
+.PHONY: strip-example
+strip-example: ## Remove the example app (internal/example, *_example*.go, example:begin/end blocks)
+	go run ./tools/strip

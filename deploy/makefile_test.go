@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -79,10 +80,21 @@ func TestMakeHelpDescribesEveryTarget(t *testing.T) {
 func TestMakeKindUpDeployRolloutCheckDryRun(t *testing.T) {
 	out := runMake(t, "-n", "kind-up", "deploy", "rollout-check", "TAG=t-123")
 	objs := render(t, kindOverlay)
-	var images []string
-	for _, app := range appContainers {
-		name, _, _ := strings.Cut(container(t, &objs.deployment(t, app).Spec.Template.Spec, app).Image, ":")
+	// Every service under cmd/, in the Makefile's (sorted) order, with the
+	// image and port its Deployment names: a service added by the guide is
+	// built, loaded and rolled out like the two the template ships.
+	var images, builds []string
+	for _, app := range services(t) {
+		c := container(t, &objs.deployment(t, app).Spec.Template.Spec, app)
+		name, _, _ := strings.Cut(c.Image, ":")
 		images = append(images, name)
+		var port int32
+		for _, p := range c.Ports {
+			if p.Name == "http" {
+				port = p.ContainerPort
+			}
+		}
+		builds = append(builds, fmt.Sprintf("--build-arg APP=%s --build-arg PORT=%d", app, port), "-t "+name+":t-123 .")
 	}
 	steps := []string{
 		// kind runs in deploy/ (a tool of that module): absolute config path.
@@ -95,20 +107,19 @@ func TestMakeKindUpDeployRolloutCheckDryRun(t *testing.T) {
 		"want v1.", // the CRD bundle check
 		"apply -f deploy/kind/envoy-gateway.yaml",
 		"wait --for=condition=Accepted gatewayclass/envoy-gateway",
-		// The images the manifests name, built and loaded at the tag.
-		"--build-arg APP=pingapi --build-arg PORT=8080",
-		"-t " + images[0] + ":t-123 .",
-		"--build-arg APP=worker --build-arg PORT=8090",
-		"-t " + images[1] + ":t-123 .",
+	}
+	// The images the manifests name, built and loaded at the tag.
+	steps = append(steps, builds...)
+	steps = append(steps,
 		// NATS: nats-server at go.mod's version, loaded with the services.
 		"go build -trimpath -ldflags \"-s -w\" -o bin/linux/nats-server github.com/nats-io/nats-server/v2",
 		"-f deploy/image/nats.Dockerfile",
-		"docker save -o \"$archive\" " + images[0] + ":t-123 " + images[1] + ":t-123 localhost/nats-server:v",
+		"docker save -o \"$archive\" "+strings.Join(images, ":t-123 ")+":t-123 localhost/nats-server:v",
 		"kind load image-archive --name hostkit",
-		"bash deploy/render-overlay.sh bin/deploy t-123 " + images[0] + " " + images[1],
+		"bash deploy/render-overlay.sh bin/deploy t-123 "+strings.Join(images, " "),
 		"kubectl --context kind-hostkit apply -k bin/deploy",
 		"rollout status statefulset/nats",
-		"for app in pingapi worker; do",
+		"for app in "+strings.Join(services(t), " ")+"; do",
 		"rollout status deployment/$app",
 		"wait --for=condition=Programmed gateway/hostkit",
 		"go build -o bin/rolloutcheck ./tools/rolloutcheck",
@@ -116,7 +127,7 @@ func TestMakeKindUpDeployRolloutCheckDryRun(t *testing.T) {
 		"-url http://localhost:8081/pingpong/jobs -method POST",
 		"rollout restart deployment/pingapi",
 		"rollout status deployment/pingapi",
-	}
+	)
 	rest := out
 	for _, step := range steps {
 		i := strings.Index(rest, step)

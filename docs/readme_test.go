@@ -112,25 +112,16 @@ func TestQuickStartRuns(t *testing.T) {
 		t.Fatalf("README quick start has %d commands, want the curls, publish and help", len(steps))
 	}
 
-	// The README's commands name fixed ports: something else on them would
-	// answer instead of the services under test.
-	for _, port := range []string{"8080", "8090", "4222"} {
-		l, err := net.Listen("tcp", "127.0.0.1:"+port)
-		if err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("port %s is taken; the quick start needs it: %v", port, err)
-			}
-			t.Skipf("port %s is taken (make run going already?): %v", port, err)
-		}
-		l.Close()
-	}
-
-	// Loopback only, and on the README's ports, so its commands hit these
-	// services and not something else listening on all interfaces.
+	// The README's ports (8080, 8090, 4222) may be taken on this machine:
+	// the services run on free loopback ports, through make run's
+	// variables, and the commands are pointed at them.
+	pingapi, worker, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	ports := strings.NewReplacer("localhost:8080", pingapi, "localhost:8090", worker)
 	cmd := exec.Command("make", "--no-print-directory", "run",
-		"WORKER_FLAGS=--http.addr=127.0.0.1:8090 --nats.embedded.store_dir="+filepath.Join(t.TempDir(), "nats"),
-		"PINGAPI_FLAGS=--http.addr=127.0.0.1:8080")
-	cmd.Dir = ".."
+		"NATS_ADDR="+natsAddr,
+		"WORKER_FLAGS=--http.addr="+worker+" --nats.embedded.store_dir="+filepath.Join(t.TempDir(), "nats"),
+		"PINGAPI_FLAGS=--http.addr="+pingapi)
+	cmd.Dir = repoRoot
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C goes to the whole group
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -144,16 +135,17 @@ func TestQuickStartRuns(t *testing.T) {
 	})
 
 	// make run builds both binaries first: allow for a cold build cache.
-	for _, url := range []string{"http://127.0.0.1:8080/healthz/ready", "http://127.0.0.1:8090/healthz/ready"} {
-		waitReady(t, url, exited, &out)
+	for _, addr := range []string{pingapi, worker} {
+		waitReady(t, "http://"+addr+"/healthz/ready", exited, &out)
 	}
 	for _, c := range steps {
-		line := c
+		line := ports.Replace(c)
 		if strings.HasPrefix(c, "curl ") {
 			line += " --fail --max-time 10"
 		}
 		step := exec.Command("bash", "-c", line)
 		step.Dir = ".."
+		step.Env = append(os.Environ(), "NATS__URL=nats://"+natsAddr) // worker publish's server
 		if got, err := step.CombinedOutput(); err != nil {
 			t.Errorf("%s: %v\n%s", c, err, got)
 		}
@@ -196,4 +188,15 @@ func waitReady(tb testing.TB, url string, exited <-chan error, out *syncBuffer) 
 		time.Sleep(50 * time.Millisecond)
 	}
 	tb.Fatalf("%s not ready within 3 minutes:\n%s", url, out.String())
+}
+
+// freeAddr returns 127.0.0.1:port with a port that was free a moment ago.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

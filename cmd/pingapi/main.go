@@ -26,10 +26,12 @@ func main() {
 
 // config holds pingapi's own keys.
 type config struct {
-	HTTP     web.Config
+	HTTP    web.Config
+	NATSURL string
+	NATS    natsclient.Options
+	// example:begin
 	MaxDelay time.Duration
-	NATSURL  string
-	NATS     natsclient.Options
+	// example:end
 }
 
 func program() host.Program {
@@ -39,7 +41,9 @@ func program() host.Program {
 		Version: version,
 		Config: func(c *host.Config) {
 			cfg.HTTP.Declare(c, ":8080", "HTTP listen address")
+			// example:begin
 			c.Duration(&cfg.MaxDelay, "ping.max_delay", ping.DefaultMaxDelay, "longest ?delay= a ping may ask for")
+			// example:end
 			c.String(&cfg.NATSURL, "nats.url", "nats://127.0.0.1:4222",
 				"NATS servers that receive jobs (nats://host:4222, comma-separated)")
 			c.Duration(&cfg.NATS.PingInterval, "nats.ping_interval", natsclient.DefaultPingInterval,
@@ -95,7 +99,10 @@ func build(h *host.Host, cfg config) error {
 		return err
 	}
 	h.Add("nats-publisher", pub)
+	// Routes: the example's; add yours (tools/strip removes the example).
+	// example:begin
 	ping.AddRoutes(r, ping.Options{MaxDelay: cfg.MaxDelay, Publisher: pub, Logger: log})
+	// example:end
 	h.Add("http", host.NewHTTPServer(cfg.HTTP.Addr, r, lt, log))
 	return nil
 }

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 // ready, and kills it when the test ends if it still runs.
 func start(ctx context.Context, tb testing.TB, args ...string) *rollout.Instance {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("runs the pingapi binary; not in the -short tier")
+	}
 	inst, err := rollout.Start(ctx, pingapi, args...)
 	if err != nil {
 		tb.Fatal(err)
@@ -191,6 +194,9 @@ func TestPortInUseExitsOne(t *testing.T) {
 }
 
 func TestInvalidConfigExitsTwoNamingTheKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pingapi binary; not in the -short tier")
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -300,6 +306,9 @@ func post(url, body string) result {
 // runToExit runs pingapi with args and returns its exit code and output.
 func runToExit(tb testing.TB, args ...string) (int, string) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("runs the pingapi binary; not in the -short tier")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, pingapi, args...).CombinedOutput()

@@ -17,7 +17,9 @@ type config struct {
 	Engine     engine.Config
 	Queue      queue.Config
 	ChangeFeed changefeed.Config
-	Example    exampleConfig
+	// example:begin
+	Example exampleConfig
+	// example:end
 }
 
 // declare declares every worker key on c, with the packages' defaults, and
@@ -27,7 +29,9 @@ func (cfg *config) declare(c *host.Config) {
 	cfg.declareEngine(c)
 	cfg.declareQueue(c)
 	cfg.declareChangeFeed(c)
+	// example:begin
 	cfg.Example.declare(c)
+	// example:end
 	c.Check(func() error {
 		// One key, two packages: the change feed replicates like the queue.
 		cfg.ChangeFeed.Replicas = cfg.Engine.Replicas

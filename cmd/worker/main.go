@@ -106,13 +106,21 @@ func build(h *host.Host, cfg config) error {
 		return &host.ConfigError{Err: err}
 	}
 	// One line per job type.
+	// example:begin
 	q.Handle("jobs.ping", jobs.PingUpTo(cfg.Example.PingMaxWork))
+	// example:end
 
 	cm, err := changefeed.NewMetrics(reg, qm)
 	if err != nil {
 		return err
 	}
-	cf, err := changefeed.New(cfg.ChangeFeed, eng.JetStream, jobs.LogChanges(log), cm, log.With("processor", "changefeed"))
+	// What the service does with each change, in order; put yours here.
+	onChange := changeHandlers{
+		// example:begin
+		jobs.LogChanges(log),
+		// example:end
+	}
+	cf, err := changefeed.New(cfg.ChangeFeed, eng.JetStream, onChange.handle, cm, log.With("processor", "changefeed"))
 	if err != nil {
 		return &host.ConfigError{Err: err}
 	}
@@ -137,6 +145,21 @@ func build(h *host.Host, cfg config) error {
 	h.Add("nats", eng)
 	h.Add("queue", q)
 	h.Add("changefeed", cf)
+	return nil
+}
+
+// changeHandlers runs each of its handlers on a change, in order, and stops
+// at the first error: the change comes again later, to every handler, so
+// each must be safe to repeat (as a change can come twice anyway). With no
+// handlers, changes are acknowledged unread.
+type changeHandlers []changefeed.Handler
+
+func (hs changeHandlers) handle(ctx context.Context, c changefeed.Change) error {
+	for _, h := range hs {
+		if err := h(ctx, c); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

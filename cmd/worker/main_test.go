@@ -49,6 +49,9 @@ func testArgs(store string, extra ...string) []string {
 // end if it still runs.
 func start(ctx context.Context, tb testing.TB, args ...string) *rollout.Instance {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("runs the worker binary; not in the -short tier")
+	}
 	inst, err := rollout.Start(ctx, worker, args...)
 	if err != nil {
 		tb.Fatal(err)
@@ -285,6 +288,9 @@ func runPublish(ctx context.Context, tb testing.TB, wantCode int, args ...string
 // runSub runs `worker sub args...` and checks its exit code.
 func runSub(ctx context.Context, tb testing.TB, sub string, wantCode int, args ...string) string {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("runs the worker binary; not in the -short tier")
+	}
 	cmd := exec.CommandContext(ctx, worker, append([]string{sub}, args...)...)
 	cmd.Env = []string{} // no NATS__URL from the caller's environment
 	out, err := cmd.CombinedOutput()
@@ -400,6 +406,9 @@ func freeAddr(tb testing.TB) string {
 // runWorker runs the worker to its end and returns the exit code and output.
 func runWorker(ctx context.Context, tb testing.TB, args ...string) (int, string) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("runs the worker binary; not in the -short tier")
+	}
 	cmd := exec.CommandContext(ctx, worker, args...)
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,6 +40,12 @@ func Build(ctx context.Context, dir, pkg string) (string, error) {
 // tests (m.Run) and removes the directory. It returns the exit code for
 // os.Exit.
 func RunWithBinary(run func() int, pkg string, bin *string) int {
+	// The -short tier skips the process tests, so it need not wait for the
+	// build. (The flag, not testing.Short: no testing in a tool's binary.)
+	flag.Parse()
+	if f := flag.Lookup("test.short"); f != nil && f.Value.String() == "true" {
+		return run()
+	}
 	dir, err := os.MkdirTemp("", path.Base(pkg)+"-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

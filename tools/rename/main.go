@@ -1,14 +1,18 @@
-// Command rename gives a copy of hostkit its own module path, offline: what
-// gonew does for a module download, for a git clone.
+// Command rename gives a copy of hostkit its own module path and name,
+// offline: what gonew does for a module download, for a git clone, and the
+// rest that gonew leaves (gonew rewrites only go.mod and Go imports).
 //
-//	go run ./tools/rename example.com/you/svc
+//	go run ./tools/rename example.com/you/svc [NAME]
 //
-// It rewrites the module path in go.mod, in every import and in every other
-// text file that names it (Makefile, manifests, docs), renames the container
-// images (hostkit/pingapi becomes svc/pingapi, after the module's last path
-// element), and gofmts the Go files it changed, whose import order may move.
-// A line with a gonew command keeps the template's path: it says where the
-// copy came from.
+// It rewrites the module path in every go.mod, import and other text file,
+// then the project's name (the Makefile's PROJECT, "hostkit" in the
+// template) as a word wherever it stands: images (hostkit/pingapi), the
+// namespace, the kind cluster, labels, the NATS cluster and connection
+// names, stream descriptions, the Dockerfile's labels, the docs. NAME
+// defaults to the module's last path element (without a /vN suffix),
+// lowercased; it must be a DNS label, since Kubernetes names use it. The Go
+// files it changed are gofmt'ed. A line that mentions gonew keeps the
+// template's names: it says where the copy came from.
 package main
 
 import (
@@ -33,24 +37,32 @@ func main() {
 	}
 }
 
+const usage = "usage: rename NEW_MODULE_PATH [NAME] (e.g. example.com/you/svc)"
+
 func run(args []string, dir string, out io.Writer) error {
-	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		return errors.New("usage: rename NEW_MODULE_PATH (e.g. example.com/you/svc)")
+	if len(args) < 1 || len(args) > 2 || strings.HasPrefix(args[0], "-") {
+		return errors.New(usage)
 	}
 	newPath := args[0]
+	newName := defaultName(newPath)
+	if len(args) == 2 {
+		newName = args[1]
+	}
+	if !dnsLabel.MatchString(newName) {
+		return fmt.Errorf("name %q is not a DNS label (lowercase letters, digits and '-', at most 63); give one: rename %s NAME", newName, newPath)
+	}
 	oldPath, err := modulePath(dir)
 	if err != nil {
 		return err
 	}
-	// The images keep their old name after gonew, which rewrites only Go
-	// files and go.mod; so the old name comes from the Makefile, and a
-	// gonew copy can be renamed here too.
-	oldName, err := imageRepo(dir)
+	// gonew rewrites only go.mod and Go files, so the old name comes from
+	// the Makefile, and a gonew copy can be renamed here too.
+	oldName, err := projectName(dir)
 	if err != nil {
 		return err
 	}
-	if oldPath == newPath && oldName == path.Base(newPath) {
-		return fmt.Errorf("module and images are already named for %s", newPath)
+	if oldPath == newPath && oldName == newName {
+		return fmt.Errorf("module and project are already named %s and %s", newPath, newName)
 	}
 	// go mod edit validates the new path the way the go command will read it.
 	edit := exec.Command("go", "mod", "edit", "-module", newPath)
@@ -58,17 +70,26 @@ func run(args []string, dir string, out io.Writer) error {
 	if msg, err := edit.CombinedOutput(); err != nil {
 		return fmt.Errorf("invalid module path %q: %s", newPath, bytes.TrimSpace(msg))
 	}
-	apps, err := commands(dir)
-	if err != nil {
-		return err
-	}
-	r := newReplacer(oldPath, newPath, oldName, apps)
+	r := newReplacer(oldPath, newPath, oldName, newName)
 	n, err := r.tree(dir)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "renamed %s to %s in %d files; images are now %s/<app>\n", oldPath, newPath, n, path.Base(newPath))
+	fmt.Fprintf(out, "renamed %s to %s and %s to %s in %d files\n", oldPath, newPath, oldName, newName, n)
 	return nil
+}
+
+// dnsLabel is what Kubernetes accepts as a namespace name (RFC 1123 label).
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// defaultName is the module path's last element, skipping a major version
+// suffix (example.com/x/orders/v2 is orders), lowercased.
+func defaultName(module string) string {
+	name := path.Base(module)
+	if regexp.MustCompile(`^v[0-9]+$`).MatchString(name) {
+		name = path.Base(path.Dir(module))
+	}
+	return strings.ToLower(name)
 }
 
 func modulePath(dir string) (string, error) {
@@ -83,48 +104,43 @@ func modulePath(dir string) (string, error) {
 	return string(m[1]), nil
 }
 
-// commands lists the binaries under cmd/, which are also the image names.
-func commands(dir string) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(dir, "cmd"))
-	if err != nil {
-		return nil, fmt.Errorf("list cmd: %w", err)
-	}
-	var apps []string
-	for _, e := range entries {
-		if e.IsDir() {
-			apps = append(apps, regexp.QuoteMeta(e.Name()))
-		}
-	}
-	return apps, nil
-}
-
-type replacer struct {
-	oldPath, newPath string
-	image, repo      *regexp.Regexp
-	newName          string
-}
-
-func newReplacer(oldPath, newPath, oldName string, apps []string) *replacer {
-	// An image reference is the old name, a slash and an app, not inside a
-	// longer path (the module path is replaced before this runs); the
-	// Makefile names the repository alone.
-	image := regexp.MustCompile(`(^|[^\w./-])` + regexp.QuoteMeta(oldName) +
-		`/(` + strings.Join(apps, "|") + `)\b`)
-	repo := regexp.MustCompile(`(?m)^(IMAGE_REPO \?= )` + regexp.QuoteMeta(oldName) + `$`)
-	return &replacer{oldPath: oldPath, newPath: newPath, image: image, repo: repo, newName: path.Base(newPath)}
-}
-
-// imageRepo reads the images' repository from the Makefile's IMAGE_REPO.
-func imageRepo(dir string) (string, error) {
+// projectName reads the project's name from the Makefile's PROJECT.
+func projectName(dir string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "Makefile"))
 	if err != nil {
 		return "", fmt.Errorf("read Makefile: %w", err)
 	}
-	m := regexp.MustCompile(`(?m)^IMAGE_REPO \?= (\S+)$`).FindSubmatch(b)
+	m := regexp.MustCompile(`(?m)^PROJECT \?= (\S+)$`).FindSubmatch(b)
 	if m == nil {
-		return "", errors.New("the Makefile sets no IMAGE_REPO")
+		return "", errors.New("the Makefile sets no PROJECT")
 	}
 	return string(m[1]), nil
+}
+
+type replacer struct {
+	oldPath, newPath []byte
+	// words match the old name as a word, in lower and upper case (an
+	// environment variable such as HOSTKIT_X), with what replaces each.
+	words []word
+}
+
+type word struct {
+	re   *regexp.Regexp
+	repl []byte
+}
+
+func newReplacer(oldPath, newPath, oldName, newName string) *replacer {
+	r := &replacer{oldPath: []byte(oldPath), newPath: []byte(newPath)}
+	for _, v := range []struct{ old, new string }{
+		{oldName, newName},
+		{strings.ToUpper(oldName), strings.ToUpper(strings.ReplaceAll(newName, "-", "_"))},
+	} {
+		// Not inside a longer word: "hostkit/pingapi" and "hostkit-worker"
+		// are the name, "myhostkit" is not.
+		re := regexp.MustCompile(`(^|[^A-Za-z0-9])` + regexp.QuoteMeta(v.old) + `($|[^A-Za-z0-9])`)
+		r.words = append(r.words, word{re: re, repl: []byte("${1}" + v.new + "${2}")})
+	}
+	return r
 }
 
 // skipDirs are never rewritten: history, build output, local data.
@@ -163,16 +179,7 @@ func (r *replacer) file(p string) (bool, error) {
 	if err != nil || bytes.IndexByte(b, 0) >= 0 { // binary files are left alone
 		return false, err
 	}
-	lines := bytes.SplitAfter(b, []byte("\n"))
-	for i, line := range lines {
-		if bytes.Contains(line, []byte("gonew ")) {
-			continue // the gonew command names the template itself, not this copy
-		}
-		line = bytes.ReplaceAll(line, []byte(r.oldPath), []byte(r.newPath))
-		line = r.repo.ReplaceAll(line, []byte("${1}"+r.newName))
-		lines[i] = r.image.ReplaceAll(line, []byte("${1}"+r.newName+"/${2}"))
-	}
-	out := bytes.Join(lines, nil)
+	out := r.text(b)
 	if bytes.Equal(out, b) {
 		return false, nil
 	}
@@ -182,4 +189,21 @@ func (r *replacer) file(p string) (bool, error) {
 		}
 	}
 	return true, os.WriteFile(p, out, info.Mode().Perm())
+}
+
+// text renames the module path, then the name, line by line.
+func (r *replacer) text(b []byte) []byte {
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	for i, line := range lines {
+		if bytes.Contains(line, []byte("gonew")) {
+			continue // a gonew command names the template itself, not this copy
+		}
+		line = bytes.ReplaceAll(line, r.oldPath, r.newPath)
+		for _, w := range r.words {
+			// Twice: adjacent matches share the separator between them.
+			line = w.re.ReplaceAll(w.re.ReplaceAll(line, w.repl), w.repl)
+		}
+		lines[i] = line
+	}
+	return bytes.Join(lines, nil)
 }

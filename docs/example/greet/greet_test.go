@@ -1,4 +1,4 @@
-package jobs_test
+package greet_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/hostkit/hostkit/docs/example/jobs"
+	"github.com/hostkit/hostkit/docs/example/greet"
 	"github.com/hostkit/hostkit/internal/engine/enginetest"
 	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/queue"
@@ -38,7 +38,7 @@ func TestGreet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logs := &logBuffer{}
-			err := jobs.Greet(logs.logger())(context.Background(), queue.Message{Subject: "jobs.greet", Data: []byte(tt.data), Attempt: 1})
+			err := greet.Greet(logs.logger())(context.Background(), queue.Message{Subject: "jobs.greet", Data: []byte(tt.data), Attempt: 1})
 			if tt.wantPermanent {
 				if !queue.IsPermanent(err) {
 					t.Fatalf("Greet(%s) = %v, want a permanent error", tt.data, err)
@@ -76,7 +76,7 @@ func TestGreetOnTheQueue(t *testing.T) {
 	}
 	logs := &logBuffer{}
 	log := logs.logger()
-	q.Handle("jobs.greet", jobs.Greet(log))
+	q.Handle("jobs.greet", greet.Greet(log))
 	run(t, q)
 
 	pub, err := natsclient.NewPublisher(eng.ClientURL(), slog.New(slog.DiscardHandler))
