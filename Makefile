@@ -70,6 +70,9 @@ NATS_IMAGE := localhost/nats-server
 NATS_VERSION = $(shell go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)
 # Where `make manifests` renders the overlay that carries the image tags.
 DEPLOY_DIR ?= bin/deploy
+# The overlay under deploy/ that make deploy applies; observability/kind adds
+# an OpenTelemetry Collector and Jaeger (README: Observability).
+OVERLAY ?= manifests/overlays/kind
 INGRESS_URL ?= http://localhost:8081
 # rollout-check: the load runs until the rollout is done plus this many
 # seconds, so the last old pod's shutdown delay and drain are under load too.
@@ -85,6 +88,10 @@ DEVRUN_FLAGS ?=
 # Where make run's embedded NATS listens and pingapi publishes.
 NATS_ADDR ?= 127.0.0.1:4222
 REPLICAS ?=
+# make bench-http: extra benchhttp flags (-rounds 9 -duration 3s), and a git
+# ref whose pingapi to compare with (BENCH_BASE=main: this build vs that one).
+BENCH_FLAGS ?=
+BENCH_BASE ?=
 
 STATICCHECK_VERSION := v0.8.2
 CYCLONEDX_GOMOD_VERSION := v1.10.0
@@ -172,6 +179,27 @@ run: ## Run worker (embedded NATS on NATS_ADDR, 127.0.0.1:4222) and pingapi (:80
 clean: ## Remove bin/ (binaries, rendered manifests) and data/ (make run's embedded NATS store)
 	rm -rf bin data
 
+.PHONY: bench-http
+bench-http: ## wrk on GET /pingpong/ping: pingapi (default config, log to a file) vs bare net/http, tracing on vs off
+	command -v wrk >/dev/null || { sudo=$$(command -v sudo || true); $$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk; }
+	go build -o bin/ ./cmd/pingapi ./tools/benchhttp
+	base=
+	if [ -n "$(BENCH_BASE)" ]; then
+	  src=$$(mktemp -d); trap 'rm -rf "$$src"' EXIT
+	  git archive "$(BENCH_BASE)" | tar -x -C "$$src"
+	  (cd "$$src" && go build -o "$(CURDIR)/bin/pingapi-base" ./cmd/pingapi)
+	  base="-base bin/pingapi-base"
+	fi
+	bin/benchhttp -bin bin/pingapi -path /pingpong/ping -traced $$base $(BENCH_FLAGS)
+
+.PHONY: promtool
+promtool: ## Build promtool from the Go module proxy into bin/ (for the alert rules' tests)
+	bash deploy/observability/promtool.sh
+
+.PHONY: test-rules
+test-rules: promtool ## Check and unit-test the Prometheus alerting rules with promtool
+	go -C deploy test -count=1 -run 'TestAlertRulesPassPromtool|TestPrometheusRule' -v .
+
 .PHONY: rollout-sim
 rollout-sim: ## Simulate a rolling update in-process and check nothing is dropped
 	go test -count=1 -run TestRollout -v ./internal/rollout/
@@ -252,7 +280,7 @@ kind-load: image image-nats ## Load the images into kind (via an archive: works 
 
 .PHONY: manifests
 manifests: ## Render the kind overlay with the images tagged TAG into DEPLOY_DIR
-	bash deploy/render-overlay.sh $(DEPLOY_DIR) $(TAG) $(IMAGES)
+	OVERLAY=$(OVERLAY) bash deploy/render-overlay.sh $(DEPLOY_DIR) $(TAG) $(IMAGES)
 
 .PHONY: deploy
 deploy: kind-load manifests ## Build, load and apply everything at TAG; wait for the rollouts

@@ -1,6 +1,7 @@
 # Renders the overlay `make deploy` applies (run as
 # `bash deploy/render-overlay.sh DIR TAG IMAGE...`): a kustomization in DIR
-# that builds overlays/kind and sets TAG on each IMAGE. Generating it keeps
+# that builds overlays/kind (or $OVERLAY, a directory under deploy/, such as
+# observability/kind) and sets TAG on each IMAGE. Generating it keeps
 # moving tags out of committed files. kustomize wants a relative path to the
 # overlay, so it is computed from DIR, which may be anywhere.
 #
@@ -18,7 +19,7 @@ dir=$1 tag=$2
 shift 2
 mkdir -p "$dir"
 base=$(cd "$dir" && pwd -P)
-target=$(cd "$(dirname "$0")/manifests/overlays/kind" && pwd -P)
+target=$(cd "$(dirname "$0")/${OVERLAY:-manifests/overlays/kind}" && pwd -P)
 
 # Climb from base until target is below it.
 up=""

@@ -14,6 +14,7 @@ import (
 	"github.com/hostkit/hostkit/internal/example/ping"
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/natsclient"
+	"github.com/hostkit/hostkit/internal/telemetry"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -26,9 +27,10 @@ func main() {
 
 // config holds pingapi's own keys.
 type config struct {
-	HTTP    web.Config
-	NATSURL string
-	NATS    natsclient.Options
+	HTTP      web.Config
+	NATSURL   string
+	NATS      natsclient.Options
+	Telemetry telemetry.Config
 	// example:begin
 	MaxDelay time.Duration
 	// example:end
@@ -51,8 +53,10 @@ func program() host.Program {
 			c.Int(&cfg.NATS.MaxPingsOutstanding, "nats.max_pings_outstanding", natsclient.DefaultMaxPingsOutstanding,
 				"unanswered pings before pingapi gives its NATS server up and moves to another node")
 			c.Check(func() error { return checkNATS(&cfg) })
+			cfg.Telemetry.Declare(c)
 		},
-		Build: func(h *host.Host) error { return build(h, cfg) },
+		LogHandler: telemetry.LogHandler,
+		Build:      func(h *host.Host) error { return build(h, cfg) },
 	}
 }
 
@@ -72,6 +76,11 @@ func checkNATS(cfg *config) error {
 
 func build(h *host.Host, cfg config) error {
 	log, lt := h.Logger(), h.Lifetime()
+	// First, so it stops last: the spans of the last requests are flushed.
+	tr, err := telemetry.Add(h, "pingapi", cfg.Telemetry)
+	if err != nil {
+		return err
+	}
 	reg := web.NewRegistry()
 	metrics, err := natsclient.NewMetrics(reg)
 	if err != nil {
@@ -90,7 +99,7 @@ func build(h *host.Host, cfg config) error {
 	// GET /pingpong/ping down with the jobs. The body says what is wrong,
 	// and nats_connection_status and nats_publish_total show it.
 	r, err := web.NewRouter(web.RouterOptions{
-		Logger: log, Registry: reg, Lifetime: lt,
+		Logger: log, Registry: reg, Lifetime: lt, TracerProvider: tr.TracerProvider(),
 		ReadTimeout: cfg.HTTP.ReadTimeout, MaxInFlight: cfg.HTTP.MaxInFlight,
 		Checks: []web.Check{{Name: "nats", Probe: func(context.Context) error { return pub.Health() }, DegradeOnly: true}},
 	})

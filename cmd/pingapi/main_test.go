@@ -91,16 +91,22 @@ func poll(ctx context.Context, tb testing.TB, what string, cond func() bool) {
 	}
 }
 
-// inFlight reads http_requests_in_flight from /metrics; the scrape itself counts.
+// inFlight sums http_server_active_requests over the methods from /metrics;
+// the scrape itself counts.
 func inFlight(url string) int {
 	r := get(url + "/metrics")
+	n, found := 0, false
 	for line := range strings.Lines(r.body) {
-		if v, ok := strings.CutPrefix(line, "http_requests_in_flight "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
+		if rest, ok := strings.CutPrefix(line, "http_server_active_requests{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			m, _ := strconv.Atoi(strings.TrimSpace(v))
+			n, found = n+m, true
 		}
 	}
-	return -1
+	if !found {
+		return -1
+	}
+	return n
 }
 
 // TestSIGTERMDrainsSlowRequest is the seed scenario, shortened: a 1.8 s

@@ -7,6 +7,7 @@ import (
 	"github.com/hostkit/hostkit/internal/engine"
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/telemetry"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -17,6 +18,7 @@ type config struct {
 	Engine     engine.Config
 	Queue      queue.Config
 	ChangeFeed changefeed.Config
+	Telemetry  telemetry.Config
 	// example:begin
 	Example exampleConfig
 	// example:end
@@ -29,6 +31,7 @@ func (cfg *config) declare(c *host.Config) {
 	cfg.declareEngine(c)
 	cfg.declareQueue(c)
 	cfg.declareChangeFeed(c)
+	cfg.Telemetry.Declare(c)
 	// example:begin
 	cfg.Example.declare(c)
 	// example:end

@@ -45,6 +45,7 @@ import (
 	"github.com/hostkit/hostkit/internal/example/jobs"
 	"github.com/hostkit/hostkit/internal/host"
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/telemetry"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -76,11 +77,12 @@ Subcommands:
 func program() host.Program {
 	var cfg config
 	return host.Program{
-		Name:    "worker",
-		Version: version,
-		Config:  cfg.declare,
-		Usage:   subcommands,
-		Build:   func(h *host.Host) error { return build(h, cfg) },
+		Name:       "worker",
+		Version:    version,
+		Config:     cfg.declare,
+		Usage:      subcommands,
+		LogHandler: telemetry.LogHandler,
+		Build:      func(h *host.Host) error { return build(h, cfg) },
 	}
 }
 
@@ -92,6 +94,11 @@ func program() host.Program {
 func build(h *host.Host, cfg config) error {
 	log, lt := h.Logger(), h.Lifetime()
 	reg := web.NewRegistry()
+	// First, so it stops last: the spans of the last jobs are flushed.
+	tr, err := telemetry.Add(h, "worker", cfg.Telemetry)
+	if err != nil {
+		return err
+	}
 
 	eng, err := engine.New(cfg.Engine, log)
 	if err != nil {
@@ -99,6 +106,9 @@ func build(h *host.Host, cfg config) error {
 	}
 	qm, err := queue.NewMetrics(reg)
 	if err != nil {
+		return err
+	}
+	if err := reg.Register(queue.NewBacklogCollector(eng.JetStream)); err != nil {
 		return err
 	}
 	q, err := queue.New(eng, cfg.Queue, log, qm)
@@ -109,6 +119,7 @@ func build(h *host.Host, cfg config) error {
 	// example:begin
 	q.Handle("jobs.ping", jobs.PingUpTo(cfg.Example.PingMaxWork))
 	// example:end
+	q.SetTracerProvider(tr.TracerProvider())
 
 	cm, err := changefeed.NewMetrics(reg, qm)
 	if err != nil {
@@ -124,13 +135,15 @@ func build(h *host.Host, cfg config) error {
 	if err != nil {
 		return &host.ConfigError{Err: err}
 	}
+	cf.SetTracerProvider(tr.TracerProvider())
 
 	r, err := web.NewRouter(web.RouterOptions{
-		Logger:      log,
-		Registry:    reg,
-		Lifetime:    lt,
-		ReadTimeout: cfg.HTTP.ReadTimeout,
-		MaxInFlight: cfg.HTTP.MaxInFlight,
+		Logger:         log,
+		Registry:       reg,
+		Lifetime:       lt,
+		TracerProvider: tr.TracerProvider(),
+		ReadTimeout:    cfg.HTTP.ReadTimeout,
+		MaxInFlight:    cfg.HTTP.MaxInFlight,
 		Checks: []web.Check{
 			{Name: "nats", Probe: ready(eng.Ready)},
 			{Name: "queue", Probe: ready(q.Ready)},

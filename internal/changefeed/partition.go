@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hostkit/hostkit/internal/telemetry"
 )
 
 // Change is one change delivered to a Handler.
@@ -174,7 +176,9 @@ func (pr *Processor) handle(ctx context.Context, l *lease, msg jetstream.Msg, me
 			return pr.fenced(l, c, "before handling")
 		}
 		c.FencingToken = token
-		err := pr.call(ctx, c)
+		sctx, span := pr.startSpan(ctx, msg, c, attempt)
+		err := pr.call(sctx, c)
+		telemetry.EndConsume(span, err)
 		if _, ok := l.fence(pr.now()); !ok {
 			return pr.fenced(l, c, "after handling")
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // releaseGrace is the time Stop allows itself to release the leases when its
@@ -29,6 +30,7 @@ type Processor struct {
 	handler Handler
 	metrics *Metrics
 	log     *slog.Logger
+	tracer  trace.Tracer // nil: no spans
 
 	// epoch and skew make the monotonic clock of now; skew stays 0 except
 	// in tests that simulate a paused process.

@@ -30,6 +30,9 @@ type Program struct {
 	// Signals replaces the process's signals, for tests that run Main
 	// in-process. Nil means the real ones.
 	Signals SignalSource
+	// LogHandler, if set, wraps the handler of the logger Main makes, e.g.
+	// to add the active span's ids to every record.
+	LogHandler func(slog.Handler) slog.Handler
 }
 
 // HostConfig holds the keys every program has.
@@ -109,10 +112,20 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return ExitCode(err)
 	}
-	log, err := NewLogger(stderr, hc.LogLevel, hc.LogFormat)
+	logOut := stderr
+	if !isTerminal(stderr) {
+		// Off the request path: one write per batch of lines, not per line.
+		aw := NewAsyncWriter(stderr, DefaultLogBuffer)
+		defer flushLog(aw)
+		logOut = aw
+	}
+	log, err := NewLogger(logOut, hc.LogLevel, hc.LogFormat)
 	if err != nil { // unreachable: Choice validated both keys
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
+	}
+	if p.LogHandler != nil {
+		log = slog.New(p.LogHandler(log.Handler()))
 	}
 	log = log.With("app", p.Name)
 	logEffective(log, p, cfg)
@@ -144,6 +157,16 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 		return code
 	}
 	return ExitOK
+}
+
+// LogFlushTimeout bounds the final flush of the log when Main returns: a log
+// sink that stopped reading must not keep the process from exiting.
+const LogFlushTimeout = 5 * time.Second
+
+func flushLog(aw *AsyncWriter) {
+	ctx, cancel := context.WithTimeout(context.Background(), LogFlushTimeout)
+	defer cancel()
+	_ = aw.Close(ctx) // nowhere left to report a failing log
 }
 
 // ignoreBrokenPipes keeps a log reader that goes away (`| head`, a closed

@@ -11,6 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hostkit/hostkit/internal/telemetry"
 )
 
 // ErrUnavailable is wrapped into the errors of Publish when the message was
@@ -109,7 +112,8 @@ func (p *Publisher) Publish(ctx context.Context, subject string, data []byte) er
 // the same message within its duplicate window (Ack.Duplicate). Errors wrap
 // ErrUnavailable when m was certainly not stored, ErrOutcomeUnknown when it
 // may have been, and ErrInvalidSubject for a bad subject. The caller may set
-// any headers it wants to travel with the message, such as trace context.
+// any headers it wants to travel with the message. When ctx carries a span,
+// its W3C trace context is added to the headers.
 func (p *Publisher) PublishMsg(ctx context.Context, m *nats.Msg) (Ack, error) {
 	if err := ValidSubject(m.Subject); err != nil {
 		return Ack{}, err
@@ -118,6 +122,13 @@ func (p *Publisher) PublishMsg(ctx context.Context, m *nats.Msg) (Ack, error) {
 		err := fmt.Errorf("publish %s: %w: NATS connection %s", m.Subject, ErrUnavailable, strings.ToLower(p.nc.Status().String()))
 		p.record(err)
 		return Ack{}, err
+	}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		// The consumer's span continues the trace of the request that published.
+		if m.Header == nil {
+			m.Header = nats.Header{}
+		}
+		telemetry.Inject(ctx, m.Header)
 	}
 	ack, err := p.js.PublishMsg(ctx, m)
 	if err != nil {

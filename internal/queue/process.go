@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hostkit/hostkit/internal/telemetry"
 )
 
 // process runs one job and settles it: acknowledge, retry later or
@@ -43,12 +45,14 @@ func (p *Processor) process(m jetstream.Msg, keep *keeper) {
 		return
 	}
 
+	ctx, span := p.startSpan(msg)
 	keep.watch(m)
 	began := time.Now()
-	err = p.call(p.handlerCtx, r.handler, msg)
+	err = p.call(ctx, r.handler, msg)
 	took := time.Since(began)
 	keep.release()
 	p.settle(m, msg, r.count, took, err)
+	telemetry.EndConsume(span, err)
 }
 
 // Outcomes logged in the "job" line.

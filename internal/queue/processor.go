@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hostkit/hostkit/internal/engine"
 )
@@ -45,6 +46,7 @@ type Processor struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	handlers map[string]Handler
+	tracer   trace.Tracer // nil: no spans
 
 	// Set by Start, read-only afterwards.
 	routes    map[string]route

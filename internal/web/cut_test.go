@@ -114,8 +114,8 @@ func TestRequestsCutByShutdownTimeoutAreRecordedAsCut(t *testing.T) {
 		t.Fatal("Stop = nil, want the shutdown timeout's error")
 	}
 	f.waitMetrics(t,
-		`http_requests_total{code="shutdown_timeout",method="GET",route="/wait"} 1`,
-		`http_requests_total{code="shutdown_timeout",method="POST",route="/upload"} 1`)
+		`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="shutdown_timeout",http_route="/wait"} 1`,
+		`http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="shutdown_timeout",http_route="/upload"} 1`)
 	for _, path := range []string{"/wait", "/upload"} {
 		rec := f.accessRecord(t, path)
 		if rec == nil || rec["fault"] != "shutdown_timeout" || rec["level"] != "ERROR" || rec["status"] != float64(0) {
@@ -134,7 +134,7 @@ func TestPanicAfterHeaderIsCounted(t *testing.T) {
 		_, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
 	}
-	f.waitMetrics(t, `http_requests_total{code="panic",method="GET",route="/panic-after-header"} 1`)
+	f.waitMetrics(t, `http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="panic",http_route="/panic-after-header"} 1`)
 	if rec := f.accessRecord(t, "/panic-after-header"); rec == nil || rec["fault"] != "panic" || rec["level"] != "ERROR" {
 		t.Errorf("access log = %v, want level ERROR and fault panic", rec)
 	}

@@ -116,20 +116,24 @@ func TestMetricsByRoutePattern(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{
-		`http_requests_total{code="200",method="GET",route="/ok"} 1`,
-		`http_requests_total{code="200",method="GET",route="/items/{id}"} 2`,
-		`http_requests_total{code="404",method="GET",route="unmatched"} 2`,
-		`http_requests_total{code="405",method="DELETE",route="unmatched"} 1`,
-		`http_requests_total{code="500",method="GET",route="/panic"} 1`,
-		`http_request_duration_seconds_count{code="200",method="GET",route="/items/{id}"} 2`,
-		`http_request_duration_seconds_bucket{code="200",method="GET",route="/ok",le="60"} 1`,
-		`http_requests_in_flight 1`, // the scrape itself
+		`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/ok"} 1`,
+		`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/items/{id}"} 2`,
+		`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="404",http_route="unmatched"} 2`,
+		`http_server_request_duration_seconds_count{http_request_method="DELETE",http_response_status_code="405",http_route="unmatched"} 1`,
+		`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="500",http_route="/panic"} 1`,
+		`http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/ok",le="60"} 1`,
+		`http_server_active_requests{http_request_method="GET"} 1`, // the scrape itself
+		`http_server_active_requests{http_request_method="DELETE"} 0`,
+		`http_server_active_requests{http_request_method="_OTHER"} 0`,
 		`host_state{state="running"} 1`,
 		`host_state{state="starting"} 0`,
 	} {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	if strings.Contains(string(body), `http_requests_total`) {
+		t.Error("metrics still export the hand-named http_requests_total")
 	}
 	if strings.Contains(string(body), `route="/items/1"`) {
 		t.Error("metrics are labelled by raw path; want the route pattern")

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,52 +34,65 @@ func MetricsHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
-// Metrics holds the HTTP server metrics: request count and latency by method,
-// route pattern and status code, and requests in flight.
+// Metrics holds the HTTP server metrics of OpenTelemetry's stable HTTP
+// semantic conventions, in their Prometheus form: http.server.request.duration
+// as http_server_request_duration_seconds by http_request_method, http_route
+// and http_response_status_code (its _count is the request count), and
+// http.server.active_requests as http_server_active_requests by
+// http_request_method.
 type Metrics struct {
-	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	inFlight prometheus.Gauge
-	cache    sync.Map // seriesKey → *series
+	active   [len(methods) + 1]prometheus.Gauge // by methodIndex
+	cache    sync.Map                           // seriesKey → prometheus.Observer
 }
 
-// seriesKey and series cache the labelled children, which the vectors would
-// otherwise look up by hashing the label values twice per request.
+// seriesKey caches the labelled histograms, which the vector would otherwise
+// look up by hashing the label values per request.
 type seriesKey struct {
 	method, route string
 	code          int
 	fault         string // replaces code in the label when set
 }
 
-type series struct {
-	requests prometheus.Counter
-	duration prometheus.Observer
-}
+// durationBuckets reach past the conventions' advised 10 s because
+// /pingpong/ping may be asked to wait up to ping.max_delay (60 s by default).
+var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10, 30, 60}
 
-// durationBuckets reach past the default 10 s because /pingpong/ping may be
-// asked to wait up to ping.max_delay (60 s by default).
-var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+// The metric and label names, by the conventions.
+const (
+	DurationMetric   = "http_server_request_duration_seconds"
+	ActiveMetric     = "http_server_active_requests"
+	MethodLabel      = "http_request_method"
+	RouteLabel       = "http_route"
+	StatusCodeLabel  = "http_response_status_code"
+	otherMethodLabel = "_OTHER"
+)
+
+// methods are the known methods of the conventions; any other is "_OTHER",
+// so a client cannot mint new series.
+var methods = [...]string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace,
+}
 
 // NewMetrics registers the HTTP metrics on reg. It fails if reg already has
 // them, as a second router on the same registry would.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	labels := []string{"method", "route", "code"}
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "http_requests_total",
-			Help: "HTTP requests served, by method, route pattern and status code.",
-		}, labels),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "http_request_duration_seconds",
-			Help:    "Time to serve HTTP requests, by method, route pattern and status code.",
+			Name:    DurationMetric,
+			Help:    "Duration of HTTP server requests (OpenTelemetry http.server.request.duration).",
 			Buckets: durationBuckets,
-		}, labels),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "http_requests_in_flight",
-			Help: "HTTP requests being served now.",
-		}),
+		}, []string{MethodLabel, RouteLabel, StatusCodeLabel}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
+	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: ActiveMetric,
+		Help: "HTTP server requests being served now (OpenTelemetry http.server.active_requests).",
+	}, []string{MethodLabel})
+	for i := range m.active {
+		m.active[i] = active.WithLabelValues(methodName(i))
+	}
+	for _, c := range []prometheus.Collector{m.duration, active} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register http metrics: %w", err)
 		}
@@ -89,69 +103,83 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // Middleware records every request it wraps. Put it outside Recover so a
 // panic is counted as the 500 it became. It records in a deferred call, so
 // a response aborted by a panic after its header (re-panicked by Recover)
-// is counted too, with code="panic"; a request cut off by the shutdown
-// timeout has code="shutdown_timeout".
+// is counted too, with http_response_status_code="panic"; a request cut off
+// by the shutdown timeout has "shutdown_timeout".
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.inFlight.Inc()
+		mi := methodIndex(r.Method)
+		m.active[mi].Inc()
 		o := observe(w, r)
 		defer func() {
-			m.inFlight.Dec()
-			s := m.series(r.Method, o.routePattern(), o.finalStatus(), o.fault())
-			s.requests.Inc()
-			s.duration.Observe(time.Since(o.start).Seconds())
+			m.active[mi].Dec()
+			m.observer(mi, o.routePattern(), o.finalStatus(), o.fault()).Observe(time.Since(o.start).Seconds())
 		}()
 		next.ServeHTTP(o, r)
 	})
 }
 
-func (m *Metrics) series(method, route string, code int, fault string) *series {
-	k := seriesKey{methodLabel(method), route, code, fault}
+func (m *Metrics) observer(mi int, route string, code int, fault string) prometheus.Observer {
+	k := seriesKey{methodName(mi), route, code, fault}
 	if s, ok := m.cache.Load(k); ok {
-		return s.(*series)
+		return s.(prometheus.Observer)
 	}
 	c := strconv.Itoa(code)
 	if fault != "" {
 		c = fault
 	}
-	s, _ := m.cache.LoadOrStore(k, &series{
-		requests: m.requests.WithLabelValues(k.method, route, c),
-		duration: m.duration.WithLabelValues(k.method, route, c),
-	})
-	return s.(*series)
+	s, _ := m.cache.LoadOrStore(k, m.duration.WithLabelValues(k.method, route, c))
+	return s.(prometheus.Observer)
 }
 
-// methodLabel keeps the method label to the standard methods: the client
-// chooses the method, and must not be able to mint new series.
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
-		return m
+// methodIndex is m's index in methods, or len(methods) for any other.
+func methodIndex(m string) int {
+	for i, known := range methods {
+		if m == known {
+			return i
+		}
 	}
-	return "OTHER"
+	return len(methods)
+}
+
+func methodName(i int) string {
+	if i < len(methods) {
+		return methods[i]
+	}
+	return otherMethodLabel
 }
 
 // stateCollector exports the host's lifecycle state as one series per state,
 // 1 for the current one and 0 for the others, so a dashboard can plot
-// host_state{state="shutdown_requested"} == 1 during a rollout.
+// host_state{state="shutdown_requested"} == 1 during a rollout; and how long
+// the stop sequence has been running, which a service that keeps /metrics
+// up while it drains (the worker) reports until the end.
 type stateCollector struct {
-	lt   *host.Lifetime
-	desc *prometheus.Desc
+	lt         *host.Lifetime
+	desc       *prometheus.Desc
+	stopping   *prometheus.Desc
+	stoppingAt atomic.Int64 // unix nanoseconds; 0 until the application stops
 }
 
-// NewStateCollector returns a collector for lt's state as host_state{state}.
-// It reads the state at scrape time, so it is never stale.
+// NewStateCollector returns a collector for lt's state as host_state{state}
+// and host_stopping_seconds. It reads the state at scrape time, so it is
+// never stale.
 func NewStateCollector(lt *host.Lifetime) prometheus.Collector {
-	return &stateCollector{
+	c := &stateCollector{
 		lt: lt,
 		desc: prometheus.NewDesc("host_state",
 			"Lifecycle state of the host: 1 for the current state, 0 for the others.",
 			[]string{"state"}, nil),
+		stopping: prometheus.NewDesc("host_stopping_seconds",
+			"Seconds since the application began stopping (draining); 0 before.", nil, nil),
 	}
+	lt.OnStopping(func() { c.stoppingAt.Store(time.Now().UnixNano()) })
+	return c
 }
 
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.stopping
+}
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	current := c.lt.State()
@@ -162,4 +190,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, s.String())
 	}
+	var took float64
+	if at := c.stoppingAt.Load(); at != 0 {
+		took = time.Since(time.Unix(0, at)).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(c.stopping, prometheus.GaugeValue, took)
 }

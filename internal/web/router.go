@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hostkit/hostkit/internal/host"
 )
@@ -44,13 +45,16 @@ type RouterOptions struct {
 	ReadTimeout time.Duration
 	// MaxInFlight bounds the requests served at once (see LimitInFlight); 0: no bound.
 	MaxInFlight int
+	// TracerProvider, if set, makes every request a SERVER span (Trace). Nil
+	// means no tracing, at no cost per request.
+	TracerProvider trace.TracerProvider
 }
 
 // NewRouter returns a router with the shared middleware, the health and
 // metrics routes, and problem+json answers for unknown routes and methods.
-// Middleware order, outermost first: request id, access log, metrics,
-// recover, in-flight bound, read timeout, body limit — so the log and the
-// metrics see the 500 a panic became and the 503 of a shed request.
+// Middleware order, outermost first: tracing (if on), request id, access
+// log, metrics, recover, in-flight bound, read timeout, body limit — so the
+// log and the metrics see the 500 a panic became and the 503 of a shed request.
 func NewRouter(opts RouterOptions) (*chi.Mux, error) {
 	if opts.Logger == nil || opts.Registry == nil || opts.Lifetime == nil {
 		return nil, errors.New("web router: Logger, Registry and Lifetime are required")
@@ -68,6 +72,10 @@ func NewRouter(opts RouterOptions) (*chi.Mux, error) {
 	}
 
 	r := chi.NewRouter()
+	if opts.TracerProvider != nil {
+		// Outermost, so the access log line carries the span's ids.
+		r.Use(Trace(opts.TracerProvider))
+	}
 	r.Use(
 		RequestID,
 		AccessLog(opts.Logger, LivePath, ReadyPath, MetricsPath),
