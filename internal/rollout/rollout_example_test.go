@@ -187,23 +187,28 @@ func get(url string) (string, error) {
 	return string(body), err
 }
 
-// instanceInFlight reads http_requests_in_flight from the instance's
-// /metrics, or -1 if it cannot.
+// instanceInFlight sums http_server_active_requests over the methods from
+// the instance's /metrics, or returns -1 if it cannot.
 func instanceInFlight(url string) int {
 	page, err := get(url + web.MetricsPath)
 	if err != nil {
 		return -1
 	}
+	n, found := 0, false
 	for line := range strings.Lines(page) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "http_requests_in_flight "); ok {
-			n, err := strconv.Atoi(v)
+		if rest, ok := strings.CutPrefix(line, "http_server_active_requests{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			m, err := strconv.Atoi(strings.TrimSpace(v))
 			if err != nil {
 				return -1
 			}
-			return n
+			n, found = n+m, true
 		}
 	}
-	return -1
+	if !found {
+		return -1
+	}
+	return n
 }
 
 // waitFor polls cond until it holds or ctx ends.
