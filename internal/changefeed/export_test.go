@@ -6,11 +6,14 @@ import "time"
 // was stopped (SIGSTOP) for d finds its clock on resuming.
 func SkewClock(p *Processor, d time.Duration) { p.skew.Add(int64(d)) }
 
-// PauseRenewals skips p's renewals and heartbeats, from the next round on,
-// until the returned function is called; held leases still lapse at their
-// deadlines.
+// PauseRenewals skips p's renewals and heartbeats until the returned
+// function is called; held leases still lapse at their deadlines. It
+// returns once the round in flight (if any) has ended: a renewal sent after
+// it returns would be one the paused process could not have sent.
 func PauseRenewals(p *Processor) (resume func()) {
+	p.renewHold.Lock() // held by the round in flight, if any
 	p.renewPaused.Store(true)
+	p.renewHold.Unlock()
 	return func() { p.renewPaused.Store(false) }
 }
 

@@ -17,11 +17,22 @@ import (
 
 // Short durations for tests: the lease TTL is a multiple of the renew
 // interval, so a dead owner's lease is judged expired within TTL + renew.
+//
+// The TTL bounds how long the whole test process may stand still (every
+// goroutine, the embedded server's too, descheduled or stopped by the
+// garbage collector) before its owners rightly give their leases up: a
+// renewal must land within the usable 0.9 × TTL. On a 2-core machine
+// running other packages' tests beside this one, such stalls last a few
+// hundred milliseconds, which a 400ms TTL did not survive (all leases of
+// both processors lapsed at once, and the tests that count on keeping them
+// failed). A 1s TTL keeps every test's figure a multiple of the configured
+// durations and survives stalls up to ~0.9s.
 const (
-	testTTL   = 400 * time.Millisecond
-	testRenew = 100 * time.Millisecond
-	// slack covers scheduling and round trips on a loaded machine under -race.
-	slack = 750 * time.Millisecond
+	testTTL   = time.Second
+	testRenew = testTTL / 4
+	// slack covers scheduling and round trips on a loaded machine under
+	// -race: a few renew intervals' worth of balancing steps.
+	slack = 6 * testRenew
 )
 
 // startServer runs an embedded JetStream server on a random loopback port.

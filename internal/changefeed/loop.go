@@ -176,7 +176,7 @@ func (pr *Processor) acquire(ctx context.Context, l Lease) error {
 	// Logged before the gauge moves, so that whoever sees the gauge finds
 	// the line.
 	pr.log.Info("change feed lease acquired", "partition", p, "from", l.Owner, "fencing_token", rev, "owned", n)
-	pr.metrics.setOwned(n)
+	pr.syncOwned()
 	return nil
 }
 
@@ -220,6 +220,12 @@ func (pr *Processor) release(ctx context.Context, l *lease, reason string) {
 			rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), releaseGrace)
 			defer cancel()
 		}
+		// The next owner starts at the ack floor: it must count every
+		// change handled here before the lease is free.
+		if cerr := pr.confirmAcks(rctx, l.w); cerr != nil {
+			pr.log.Warn("change feed acknowledgements not confirmed before the release; the next owner may handle the last change again",
+				"partition", l.partition, "err", cerr)
+		}
 		err = pr.table.release(rctx, l.partition, l.rev)
 	}
 	l.mu.Unlock()
@@ -227,10 +233,9 @@ func (pr *Processor) release(ctx context.Context, l *lease, reason string) {
 	if pr.held[l.partition] == l {
 		delete(pr.held, l.partition)
 	}
-	n := len(pr.held)
 	pr.mu.Unlock()
 	pr.metrics.dropPending(l.partition)
-	pr.metrics.setOwned(n)
+	pr.syncOwned()
 	if err != nil {
 		pr.log.Warn("change feed lease not released; it expires after the lease TTL",
 			"partition", l.partition, "lease_ttl", pr.cfg.LeaseTTL.String(), "reason", reason, "err", err)

@@ -93,6 +93,17 @@ func (m *Metrics) dropPending(p int) {
 	}
 }
 
+// syncOwned sets the owned-leases gauge to the number held now. Acquisitions,
+// releases and losses run concurrently: a count taken under pr.mu and set
+// after it was released could land after a newer one, and the gauge would
+// stay wrong until the next change (it read 4 with 8 held). Reading and
+// setting under the lock makes the last write the current count.
+func (pr *Processor) syncOwned() {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pr.metrics.setOwned(len(pr.held))
+}
+
 func (m *Metrics) setOwned(n int) {
 	if m != nil {
 		m.owned.Set(float64(n))

@@ -45,6 +45,9 @@ type worker struct {
 	// abort also cancels the in-flight change's context (lease lost).
 	abort context.CancelFunc
 	done  chan struct{}
+	// lastAck is the change the worker acknowledged last, or nil; written
+	// by the worker, read once done is closed.
+	lastAck jetstream.Msg
 }
 
 // startWorker consumes l's partition until stopped or aborted. prev is the
@@ -197,6 +200,7 @@ func (pr *Processor) handle(ctx context.Context, l *lease, msg jetstream.Msg, me
 				pr.log.Warn("change feed ack failed", "partition", p, "seq", c.Seq, "err", err)
 				return false
 			}
+			l.w.lastAck = msg
 			return true
 		case ctx.Err() != nil:
 			pr.metrics.countProcessed(p, resultRequeued)
@@ -229,6 +233,28 @@ func (pr *Processor) call(ctx context.Context, c Change) (err error) {
 	}()
 	return pr.handler(ctx, c)
 }
+
+// confirmAcks returns once the server has applied the acknowledgements
+// the worker w sent. They are sent without waiting for an answer, and a
+// consumer applies them from a queue of its own, apart from the lease
+// bucket: a lease deleted right after the last one was sent can reach a
+// peer, which then resets the consumer to an ack floor that misses it and
+// handles that change a second time. A progress signal with a reply, sent
+// for the last acknowledged change on the same connection, joins the same
+// queue behind them and is answered once they are applied; for a change
+// already acknowledged it changes nothing.
+func (pr *Processor) confirmAcks(ctx context.Context, w *worker) error {
+	if w.lastAck == nil || pr.conn == nil {
+		return nil
+	}
+	if _, err := pr.conn.RequestWithContext(ctx, w.lastAck.Reply(), []byte(ackProgress)); err != nil {
+		return fmt.Errorf("confirm acknowledgements: %w", err)
+	}
+	return nil
+}
+
+// ackProgress is JetStream's progress signal ("working on it").
+const ackProgress = "+WPI"
 
 // sleep waits for d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -38,6 +39,7 @@ type Processor struct {
 
 	// Set by Start, then read-only.
 	base  context.Context // of the partition workers: Start's values, not its cancellation
+	conn  *nats.Conn      // the feed's connection, which carries its acknowledgements
 	feed  *feed
 	table *leaseTable
 	view  *view
@@ -125,6 +127,7 @@ func (pr *Processor) Start(ctx context.Context) error {
 		return fmt.Errorf("change feed: %w", err)
 	}
 	pr.feed = f
+	pr.conn = js.Conn()
 	pr.table = &leaseTable{kv: kv, self: pr.cfg.Instance}
 	pr.view = newView(pr.cfg.LeaseTTL, pr.now, pr.log)
 	// Start's context may end with the start phase; the goroutines run

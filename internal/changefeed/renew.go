@@ -22,14 +22,16 @@ func (pr *Processor) renewLoop(ctx context.Context) {
 	tick := time.NewTicker(pr.cfg.RenewInterval)
 	defer tick.Stop()
 	for {
+		// The pause is read under renewHold, so that a test pausing
+		// renewals can wait out the round in flight (see PauseRenewals).
+		pr.renewHold.Lock()
 		if !pr.renewPaused.Load() {
-			pr.renewHold.Lock()
 			err := pr.renewRound(ctx)
-			pr.renewHold.Unlock()
 			pr.mu.Lock()
 			pr.renewErr = err
 			pr.mu.Unlock()
 		}
+		pr.renewHold.Unlock()
 		select {
 		case <-ctx.Done():
 			return
@@ -55,7 +57,13 @@ func (pr *Processor) lapseLoop(ctx context.Context) {
 		for _, l := range pr.heldLeases() {
 			d := time.Duration(l.deadline.Load())
 			if d <= now {
-				pr.lose(l, "not renewed within the lease TTL")
+				pr.loseIf(l, "not renewed within the lease TTL", func() bool {
+					// Checked again under the lease's lock, which a
+					// renewal in flight holds: one sent before the
+					// deadline and answered after it has moved the
+					// deadline on, and the lease is kept.
+					return time.Duration(l.deadline.Load()) <= pr.now()
+				})
 				continue
 			}
 			next = min(next, d)
@@ -147,15 +155,18 @@ func (pr *Processor) usable() time.Duration {
 }
 
 // lose forgets a held lease and cancels its partition's handler.
-func (pr *Processor) lose(l *lease, reason string) {
+func (pr *Processor) lose(l *lease, reason string) { pr.loseIf(l, reason, nil) }
+
+// loseIf is lose if cond, called under the lease's lock, holds (or is nil).
+func (pr *Processor) loseIf(l *lease, reason string, cond func() bool) {
 	l.mu.Lock()
-	already := l.gone
+	if l.gone || (cond != nil && !cond()) {
+		l.mu.Unlock()
+		return
+	}
 	l.gone = true
 	l.deadline.Store(0) // taken over: unusable at once, whatever the deadline was
 	l.mu.Unlock()
-	if already {
-		return
-	}
 	pr.mu.Lock()
 	if pr.held[l.partition] == l {
 		delete(pr.held, l.partition)
@@ -165,5 +176,5 @@ func (pr *Processor) lose(l *lease, reason string) {
 	l.w.abort()
 	pr.log.Info("change feed lease lost", "partition", l.partition, "reason", reason, "owned", n)
 	pr.metrics.dropPending(l.partition)
-	pr.metrics.setOwned(n)
+	pr.syncOwned()
 }

@@ -147,7 +147,7 @@ func TestRenewalWhoseAnswerIsLostKeepsTheLease(t *testing.T) {
 	// Longer timings than the other tests: this one is about a lost
 	// answer, not about renewals landing in time on a busy machine.
 	cfg := testConfig("a")
-	cfg.LeaseTTL, cfg.RenewInterval = 4*testTTL, 4*testRenew
+	cfg.LeaseTTL, cfg.RenewInterval = 2*testTTL, 2*testRenew
 	p, err := changefeed.New(cfg, func() jetstream.JetStream { return pjs }, ignore, nil, testLog(t, "a"))
 	if err != nil {
 		t.Fatal(err)

@@ -218,13 +218,17 @@ func TestPanickingHandlerIsRetried(t *testing.T) {
 func TestLongJobIsKeptAlivePastAckWait(t *testing.T) {
 	e := startEngine(t)
 	cfg := fastConfig()
-	cfg.AckWait = 150 * time.Millisecond
+	// Progress signals go every AckWait/3, so the job survives a stall of
+	// the test process (descheduled, or stopped by the garbage collector)
+	// of up to 2/3 AckWait: at 150ms that was 100ms, which a loaded 2-core
+	// machine under -race sometimes exceeded, and the job ran twice.
+	cfg.AckWait = 750 * time.Millisecond
 	var calls atomic.Int32
 	p := newProcessor(t, e, cfg)
 	p.Handle("jobs.slow", func(ctx context.Context, _ queue.Message) error {
 		calls.Add(1)
 		select {
-		case <-time.After(5 * cfg.AckWait):
+		case <-time.After(4 * cfg.AckWait):
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()

@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hostkit/hostkit/internal/rollout"
+	"github.com/hostkit/hostkit/internal/web"
 )
 
 // pingapi is the binary TestMain builds for the simulation.
@@ -111,6 +113,13 @@ func rollingUpdate(t *testing.T, sc scenario) result {
 		n, err := proxy.InFlight(old.URL)
 		return err == nil && n == 1
 	})
+	// In flight at the proxy is not yet accepted by the instance: a SIGTERM
+	// before the instance read the request closes the listener under it
+	// (with no shutdown delay, at once), and the proxy answers 502. Wait
+	// until the instance's own gauge counts it (the scrape counts itself).
+	waitFor(ctx, t, "slow request in the old instance's handler", func() bool {
+		return instanceInFlight(old.URL) >= 2
+	})
 
 	loadDone := make(chan rollout.Report, 1)
 	go func() {
@@ -176,6 +185,30 @@ func get(url string) (string, error) {
 		err = fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return string(body), err
+}
+
+// instanceInFlight sums http_server_active_requests over the methods from
+// the instance's /metrics, or returns -1 if it cannot.
+func instanceInFlight(url string) int {
+	page, err := get(url + web.MetricsPath)
+	if err != nil {
+		return -1
+	}
+	n, found := 0, false
+	for line := range strings.Lines(page) {
+		if rest, ok := strings.CutPrefix(line, "http_server_active_requests{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			m, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return -1
+			}
+			n, found = n+m, true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return n
 }
 
 // waitFor polls cond until it holds or ctx ends.

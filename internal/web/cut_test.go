@@ -45,15 +45,25 @@ func (f *fixture) waitMetrics(tb testing.TB, want ...string) {
 	}
 }
 
-// accessRecord returns the access-log record for path, or nil.
+// accessRecord polls the log until it holds the access-log record for
+// path and returns it, or nil after a deadline: the access log is the
+// outermost middleware, so its line is written after the metrics (inner)
+// have recorded the request, and a test that saw the metrics may still be
+// ahead of the line.
 func (f *fixture) accessRecord(tb testing.TB, path string) map[string]any {
 	tb.Helper()
-	for _, rec := range f.logs.records(tb) {
-		if rec["msg"] == "http request" && rec["path"] == path {
-			return rec
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, rec := range f.logs.records(tb) {
+			if rec["msg"] == "http request" && rec["path"] == path {
+				return rec
+			}
 		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
 }
 
 // TestRequestsCutByShutdownTimeoutAreRecordedAsCut: a request still running
