@@ -210,7 +210,7 @@ func checkNamed(tb testing.TB, dir, name string) {
 	for file, wants := range map[string][]string{
 		"deploy/manifests/base/kustomization.yaml":     {"namespace: " + name + "\n", "app.kubernetes.io/part-of: " + name + "\n"},
 		"deploy/manifests/base/namespace.yaml":         {"name: " + name + "\n"},
-		"deploy/manifests/base/worker/deployment.yaml": {"image: " + name + "/worker\n"},
+		"deploy/manifests/base/worker/deployment.yaml": {"image: " + name + "/worker:unset\n"},
 		"deploy/manifests/base/nats/configmap.yaml":    {"name: " + name + "\n"},
 		"Dockerfile": {`title="` + name + `-${APP}"`, `description="` + name + ` ${APP} service"`},
 	} {
