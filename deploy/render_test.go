@@ -42,8 +42,12 @@ func deployed(tb testing.TB) (*objects, string) {
 	defer deployedDir.Unlock()
 	if deployedDir.dir == "" {
 		dir := filepath.Join(binDir, "deployed")
-		cmd := exec.Command("bash", filepath.Join(root, "deploy/render-overlay.sh"), dir, "test",
-			"hostkit/pingapi", "hostkit/worker")
+		// Tagged like make deploy tags them: every service under cmd/.
+		args := []string{filepath.Join(root, "deploy/render-overlay.sh"), dir, "test"}
+		for _, app := range services(tb) {
+			args = append(args, "hostkit/"+app)
+		}
+		cmd := exec.Command("bash", args...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			tb.Fatalf("render-overlay.sh: %v\n%s", err, out)
 		}

@@ -124,6 +124,8 @@ func TestFailingJobRetriesWithGrowingDelayThenGoesToDLQ(t *testing.T) {
 	if got := p.count(t, "jobs.fail", queue.ResultRetry); got != 2 {
 		t.Errorf("retry count = %d, want 2", got)
 	}
+	// Counted just after the job leaves JOBS: wait for it, then check it is one.
+	eventually(t, "dead letter counted", func() bool { return p.count(t, "jobs.fail", queue.ResultDLQ) >= 1 })
 	if got := p.count(t, "jobs.fail", queue.ResultDLQ); got != 1 {
 		t.Errorf("dlq count = %d, want 1", got)
 	}
@@ -190,10 +192,13 @@ func TestJobWithoutHandlerGoesToDLQAtOnce(t *testing.T) {
 	if got := m.Header.Get(queue.HeaderError); !strings.Contains(got, queue.ErrNoHandler.Error()) || !strings.Contains(got, "jobs.unknown") {
 		t.Errorf("%s = %q, want the missing handler named", queue.HeaderError, got)
 	}
+	eventually(t, "JOBS empty", func() bool { return streamMsgs(t, e, queue.JobsStream) == 0 })
+	// The job is counted once its dead letter is stored, a moment after
+	// the DLQ shows it: wait for the count, then check it is exactly one.
+	eventually(t, "dead letter counted", func() bool { return p.count(t, "unhandled", queue.ResultDLQ) >= 1 })
 	if got := p.count(t, "unhandled", queue.ResultDLQ); got != 1 {
 		t.Errorf("dlq count for unhandled subjects = %d, want 1", got)
 	}
-	eventually(t, "JOBS empty", func() bool { return streamMsgs(t, e, queue.JobsStream) == 0 })
 }
 
 func TestPanickingHandlerIsRetried(t *testing.T) {
