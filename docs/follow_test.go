@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"go/format"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostkit/hostkit/internal/repotest"
 )
 
 // The guide's new binary, and what `make run` and `worker publish` are for
@@ -55,7 +56,7 @@ func TestFollowTheGuide(t *testing.T) {
 			t.Skipf("%s exists: this tree has followed the guide already", b.path)
 		}
 	}
-	dir := copyRepo(t)
+	dir := repotest.Copy(t, repoRoot)
 	apps := applyGuide(t, dir, blocks)
 	bins := buildApps(t, dir, apps)
 
@@ -118,50 +119,11 @@ func TestFollowTheGuide(t *testing.T) {
 		cmd.Dir = dir
 		// -trimpath keeps the copy's directory out of the build cache's
 		// keys: unchanged packages reuse the last run's builds.
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -trimpath"))
+		cmd.Env = repotest.Env()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("go %s in the extended copy: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-}
-
-// copyRepo copies the repository, without git, built binaries or data,
-// into a temporary directory.
-func copyRepo(tb testing.TB) string {
-	tb.Helper()
-	dir := tb.TempDir()
-	skip := map[string]bool{".git": true, "bin": true, "data": true}
-	err := filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(repoRoot, path)
-		if err != nil {
-			return err
-		}
-		// In a git worktree .git is a file naming the real repository.
-		if skip[rel] {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, rel), data, 0o644)
-	})
-	if err != nil {
-		tb.Fatalf("copy the repository: %v", err)
-	}
-	return dir
 }
 
 // applyGuide carries out the guide's steps, file and edit blocks in order,

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hostkit/hostkit/tools/internal/repotest"
+	"github.com/hostkit/hostkit/internal/repotest"
 )
 
 // writeTree writes files (path → content) under a new temporary directory.

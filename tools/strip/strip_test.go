@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostkit/hostkit/internal/repotest"
 	"github.com/hostkit/hostkit/internal/rollout"
-	"github.com/hostkit/hostkit/tools/internal/repotest"
 )
 
 // The fixtures spell markers with \n inside one-line strings, so that no
