@@ -199,11 +199,26 @@ func processesEveryPartition(ctx context.Context, t *testing.T, inst *rollout.In
 	}
 	poll(ctx, t, "the changes processed", func() bool { return changesProcessed(t, inst)-before >= keys })
 
+	// The metric can run ahead of the log lines still in the pipe: wait,
+	// within ctx, for a line from every partition taken over.
 	handled := map[int]bool{}
-	for _, rec := range records(inst, "change")[seen:] {
-		if p, ok := rec["partition"].(float64); ok {
-			handled[int(p)] = true
+	handledAll := func() bool {
+		for _, rec := range records(inst, "change")[seen:] {
+			if p, ok := rec["partition"].(float64); ok {
+				handled[int(p)] = true
+			}
 		}
+		for _, p := range taken {
+			if !handled[p] {
+				return false
+			}
+		}
+		return true
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for !handledAll() && waitCtx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
 	}
 	for _, p := range taken {
 		if !handled[p] {

@@ -82,7 +82,10 @@ func program() host.Program {
 		Config:     cfg.declare,
 		Usage:      subcommands,
 		LogHandler: telemetry.LogHandler,
-		Build:      func(h *host.Host) error { return build(h, cfg) },
+		// A job's line is written before its acknowledgement, so that a
+		// SIGKILL leaves a job run twice in the log, never run and unlogged.
+		SyncLog: true,
+		Build:   func(h *host.Host) error { return build(h, cfg) },
 	}
 }
 

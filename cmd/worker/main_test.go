@@ -219,6 +219,17 @@ func interruptAndRestart(t *testing.T, sig syscall.Signal, wantExit int, extra .
 	drainCtx, cancelDrain := context.WithTimeout(ctx, 20*time.Second)
 	defer cancelDrain()
 	poll(drainCtx, t, "JOBS empty", func() bool { return streamMsgs(t, js, queue.JobsStream) == 0 })
+	if got := streamMsgs(t, js, queue.DLQStream); got != 0 {
+		t.Errorf("DLQ holds %d jobs, want 0", got)
+	}
+	// The last jobs' lines may still be on their way through the pipe when
+	// the stream is empty; after a graceful stop the whole log is read.
+	if err := second.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := second.Wait(ctx); err != nil || code != 0 {
+		t.Fatalf("second worker after SIGTERM: exit code %d, %v", code, err)
+	}
 
 	done := doneJobs(first, second)
 	dups := 0
@@ -229,9 +240,6 @@ func interruptAndRestart(t *testing.T, sig syscall.Signal, wantExit int, extra .
 		case c > 1:
 			dups += c - 1
 		}
-	}
-	if got := streamMsgs(t, js, queue.DLQStream); got != 0 {
-		t.Errorf("DLQ holds %d jobs, want 0", got)
 	}
 	t.Logf("%s after %d of %d jobs: all done, %d run twice", sig, doneBefore, n, dups)
 	return dups

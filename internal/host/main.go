@@ -33,6 +33,12 @@ type Program struct {
 	// LogHandler, if set, wraps the handler of the logger Main makes, e.g.
 	// to add the active span's ids to every record.
 	LogHandler func(slog.Handler) slog.Handler
+	// SyncLog writes each log line through before the logging call returns,
+	// instead of batching lines off the caller's path. A program whose log
+	// lines are records sets it: the worker logs each job before
+	// acknowledging it, and a batched line would die with the process on
+	// SIGKILL while the acknowledgement it preceded went out.
+	SyncLog bool
 }
 
 // HostConfig holds the keys every program has.
@@ -113,7 +119,7 @@ func Main(ctx context.Context, args []string, environ func() []string, stderr io
 		return ExitCode(err)
 	}
 	logOut := stderr
-	if !isTerminal(stderr) {
+	if !p.SyncLog && !isTerminal(stderr) {
 		// Off the request path: one write per batch of lines, not per line.
 		aw := NewAsyncWriter(stderr, DefaultLogBuffer)
 		defer flushLog(aw)

@@ -68,7 +68,9 @@ func (p *Processor) settle(m jetstream.Msg, msg Message, count *counters, took t
 	switch {
 	case err == nil:
 		// Logged before the acknowledgement: a crash in between shows up as
-		// a duplicate in the logs, never as a job done but not logged.
+		// a duplicate in the logs, never as a job done but not logged. That
+		// needs a log that writes through (host.Program.SyncLog), as the
+		// worker's does: a batching one may still hold the line at SIGKILL.
 		p.logJob(msg, took, outcomeDone, nil)
 		p.ack(m, msg)
 		count.ok.Inc()
