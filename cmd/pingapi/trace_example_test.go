@@ -18,8 +18,9 @@ import (
 // export to an in-test OTLP/HTTP receiver, posts a job, and follows it: the
 // SERVER span of POST /pingpong/jobs in pingapi and the CONSUMER span of the
 // job in the worker share one trace (the consumer a child of the server
-// span, through the NATS headers), and pingapi's access log line for the
-// request carries that trace id.
+// span, through the NATS headers), pingapi's access log line for the
+// request carries that trace id, and the worker's job line carries the
+// consumer span's ids.
 func TestOneTraceFromRequestToJob(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two processes")
@@ -103,5 +104,24 @@ func TestOneTraceFromRequestToJob(t *testing.T) {
 	}
 	if logged != server.TraceID {
 		t.Errorf("access log line of the 202 carries trace_id %q, want %s\n%s", logged, server.TraceID, api.Log())
+	}
+
+	// The span ends after the job's line is written, and a worker's log
+	// writes through: the line is in the pipe before the span is exported.
+	var jobTrace, jobSpan string
+	poll(ctx, t, "the worker's job line", func() bool {
+		for line := range strings.Lines(w.Log()) {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "job" && m["outcome"] == "done" {
+				jobTrace, _ = m["trace_id"].(string)
+				jobSpan, _ = m["span_id"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	if jobTrace != consumer.TraceID || jobSpan != consumer.SpanID {
+		t.Errorf("worker's job line carries trace_id/span_id %q/%q, want the consumer span's %s/%s",
+			jobTrace, jobSpan, consumer.TraceID, consumer.SpanID)
 	}
 }

@@ -35,12 +35,12 @@ func (p *Processor) process(m jetstream.Msg, keep *keeper) {
 	r, ok := p.routes[msg.Subject]
 	switch {
 	case !ok:
-		p.deadLetter(m, msg, p.unhandled, 0, fmt.Errorf("%w %q", ErrNoHandler, msg.Subject))
+		p.deadLetter(context.Background(), m, msg, p.unhandled, 0, fmt.Errorf("%w %q", ErrNoHandler, msg.Subject))
 		return
 	case msg.Attempt > p.cfg.MaxDeliver:
 		// The previous, last attempt never settled the job: the worker died
 		// while running it. Running it again could kill the next one too.
-		p.deadLetter(m, msg, r.count, 0, fmt.Errorf("%w: %d deliveries, queue.max_deliver = %d",
+		p.deadLetter(context.Background(), m, msg, r.count, 0, fmt.Errorf("%w: %d deliveries, queue.max_deliver = %d",
 			ErrGaveUp, msg.Attempt, p.cfg.MaxDeliver))
 		return
 	}
@@ -51,7 +51,7 @@ func (p *Processor) process(m jetstream.Msg, keep *keeper) {
 	err = p.call(ctx, r.handler, msg)
 	took := time.Since(began)
 	keep.release()
-	p.settle(m, msg, r.count, took, err)
+	p.settle(ctx, m, msg, r.count, took, err)
 	telemetry.EndConsume(span, err)
 }
 
@@ -63,31 +63,32 @@ const (
 )
 
 // settle acknowledges, retries or dead-letters a job after its handler ran,
-// and logs the job's one line.
-func (p *Processor) settle(m jetstream.Msg, msg Message, count *counters, took time.Duration, err error) {
+// and logs the job's one line. ctx carries the job's span, for the line's
+// trace_id and span_id.
+func (p *Processor) settle(ctx context.Context, m jetstream.Msg, msg Message, count *counters, took time.Duration, err error) {
 	switch {
 	case err == nil:
 		// Logged before the acknowledgement: a crash in between shows up as
 		// a duplicate in the logs, never as a job done but not logged. That
 		// needs a log that writes through (host.Program.SyncLog), as the
 		// worker's does: a batching one may still hold the line at SIGKILL.
-		p.logJob(msg, took, outcomeDone, nil)
+		p.logJob(ctx, msg, took, outcomeDone, nil)
 		p.ack(m, msg)
 		count.ok.Inc()
 	case p.handlerCtx.Err() != nil:
 		// Stop gave up waiting and cancelled the handler: not the job's fault.
 		p.requeue(m)
 		count.requeued.Inc()
-		p.logJob(msg, took, outcomeRetry, fmt.Errorf("interrupted by shutdown, handed back: %w", err))
+		p.logJob(ctx, msg, took, outcomeRetry, fmt.Errorf("interrupted by shutdown, handed back: %w", err))
 	case IsPermanent(err) || msg.Attempt >= p.cfg.MaxDeliver:
-		p.deadLetter(m, msg, count, took, err)
+		p.deadLetter(ctx, m, msg, count, took, err)
 	default:
 		delay := p.cfg.backoff(msg.Attempt)
 		if nakErr := m.NakWithDelay(delay); nakErr != nil {
 			p.log.Warn("schedule retry", "subject", msg.Subject, "seq", msg.Sequence, "err", nakErr)
 		}
 		count.retry.Inc()
-		p.logJob(msg, took, outcomeRetry, err, "max_deliver", p.cfg.MaxDeliver, "retry_in", delay)
+		p.logJob(ctx, msg, took, outcomeRetry, err, "max_deliver", p.cfg.MaxDeliver, "retry_in", delay)
 	}
 }
 
@@ -113,9 +114,8 @@ func (p *Processor) ack(m jetstream.Msg, msg Message) {
 // logJob writes the one line every handled job gets: msg "job" at info
 // whatever the outcome (one level, so that one filter finds every job), with
 // the job's message ID so that an operator can answer "did job X run?".
-func (p *Processor) logJob(msg Message, took time.Duration, outcome string, err error, extra ...any) {
+func (p *Processor) logJob(ctx context.Context, msg Message, took time.Duration, outcome string, err error, extra ...any) {
 	const level = slog.LevelInfo
-	ctx := context.Background()
 	if !p.log.Enabled(ctx, level) {
 		return
 	}
@@ -128,23 +128,24 @@ func (p *Processor) logJob(msg Message, took time.Duration, outcome string, err 
 }
 
 // deadLetter copies the job to the DLQ stream and removes it from JOBS. If
-// the copy fails the job is retried instead, so nothing is dropped.
-func (p *Processor) deadLetter(m jetstream.Msg, msg Message, count *counters, took time.Duration, cause error) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.AckWait)
+// the copy fails the job is retried instead, so nothing is dropped. The
+// copy is made even when the processor stops; spanCtx only lends its span.
+func (p *Processor) deadLetter(spanCtx context.Context, m jetstream.Msg, msg Message, count *counters, took time.Duration, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(spanCtx), p.cfg.AckWait)
 	defer cancel()
 	if err := DeadLetter(ctx, p.js, m, cause, msg.Attempt); err != nil {
-		p.log.Error("cannot move job to DLQ; will retry", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
+		p.log.ErrorContext(ctx, "cannot move job to DLQ; will retry", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
 		_ = m.NakWithDelay(p.cfg.backoff(msg.Attempt))
 		count.retry.Inc()
-		p.logJob(msg, took, outcomeRetry, cause)
+		p.logJob(ctx, msg, took, outcomeRetry, cause)
 		return
 	}
 	if err := m.Term(); err != nil {
 		p.log.Warn("terminate dead-lettered job", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
 	}
 	count.deadLettered()
-	p.logJob(msg, took, outcomeDeadLettered, cause, "dlq_subject", DLQPrefix+msg.Subject)
-	p.log.Error("job moved to DLQ", "subject", msg.Subject, "msg_id", msg.Header.Get(nats.MsgIdHdr),
+	p.logJob(ctx, msg, took, outcomeDeadLettered, cause, "dlq_subject", DLQPrefix+msg.Subject)
+	p.log.ErrorContext(ctx, "job moved to DLQ", "subject", msg.Subject, "msg_id", msg.Header.Get(nats.MsgIdHdr),
 		"seq", msg.Sequence, "dlq_subject", DLQPrefix+msg.Subject, "attempt", msg.Attempt, "err", cause)
 }
 
