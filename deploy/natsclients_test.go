@@ -86,13 +86,13 @@ func TestEveryNATSClientHasAUserAPasswordAndAPath(t *testing.T) {
 		users[user] = ref.Key
 		checkNATSPath(t, objs, app)
 	}
-	if t.Failed() {
-		return // nats.conf would not load without the variables above
-	}
 
 	// nats.conf, loaded by nats-server with the servers' environment, has
 	// each user with the password its program reads.
-	opts := loadNATSConfig(t, objs, "nats-0")
+	opts, err := server.ProcessConfigFile(writeNATSConfig(t, objs, "nats-0"))
+	if err != nil {
+		t.Fatalf("nats-server rejects nats.conf with the StatefulSet's environment: %v", err)
+	}
 	for user, key := range users {
 		i := slices.IndexFunc(opts.Users, func(u *server.User) bool { return u.Username == user })
 		switch {
