@@ -160,7 +160,7 @@ func runMembershipChange(b *testing.B, partitions, before, after int, how change
 		for _, nc := range conns[after:] {
 			nc.Close()
 		}
-		changed = began.Add(simTTL)
+		changed = mon.leasesExpire(before, after)
 	case backToBack:
 		for i := before; i < after; i++ {
 			p, _ := start(i)
@@ -217,7 +217,9 @@ type leaseMonitor struct {
 	owners  map[int][]string // owners since reset, free gaps left out
 	// members holds when each member key was last put, or deleted (then
 	// deleted is set).
-	members  map[string]memberEvent
+	members map[string]memberEvent
+	// written holds when each instance last wrote a lease, by the server.
+	written  map[string]time.Time
 	requests atomic.Int64
 }
 
@@ -233,7 +235,8 @@ func newLeaseMonitor(tb testing.TB, url string, partitions int) *leaseMonitor {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(nc.Close)
-	m := &leaseMonitor{current: map[int]string{}, owners: map[int][]string{}, members: map[string]memberEvent{}}
+	m := &leaseMonitor{current: map[int]string{}, owners: map[int][]string{}, members: map[string]memberEvent{},
+		written: map[string]time.Time{}}
 	count := func(*nats.Msg) { m.requests.Add(1) }
 	for _, subject := range []string{
 		"$KV." + changefeed.LeaseBucket + ".>",                   // writes
@@ -257,9 +260,11 @@ func newLeaseMonitor(tb testing.TB, url string, partitions int) *leaseMonitor {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = w.Stop() })
+	synced := make(chan struct{}) // the bucket as it was has been seen
 	go func() {
 		for e := range w.Updates() {
 			if e == nil {
+				close(synced)
 				continue
 			}
 			p, err := strconv.Atoi(e.Key())
@@ -280,9 +285,17 @@ func newLeaseMonitor(tb testing.TB, url string, partitions int) *leaseMonitor {
 				m.current[p] = o
 				m.owners[p] = append(m.owners[p], o)
 			}
+			if e.Operation() == jetstream.KeyValuePut {
+				m.written[string(e.Value())] = e.Created() // the server's clock is this process's
+			}
 			m.mu.Unlock()
 		}
 	}()
+	select {
+	case <-synced:
+	case <-time.After(time.Minute):
+		tb.Fatal("lease bucket not replayed within a minute")
+	}
 	return m
 }
 
@@ -332,4 +345,19 @@ func (m *leaseMonitor) membersChanged(tb testing.TB, before, after int) time.Tim
 		return true
 	})
 	return last
+}
+
+// leasesExpire returns when the leases of replicas after..before-1, cut
+// off, expire at the earliest: a lease TTL after the server stored the
+// last lease write from them (their peers saw it no earlier).
+func (m *leaseMonitor) leasesExpire(before, after int) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var last time.Time
+	for i := after; i < before; i++ {
+		if w := m.written[name(i)]; w.After(last) {
+			last = w
+		}
+	}
+	return last.Add(simTTL)
 }

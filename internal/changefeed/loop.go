@@ -87,6 +87,12 @@ func (pr *Processor) balance(ctx context.Context, b *balancer) time.Duration {
 	}
 	if !slices.Equal(snap.members, b.members) {
 		b.members, b.changedAt = snap.members, now
+		if b.settled == nil {
+			// The first step: the view was watched while this instance
+			// provisioned its consumers, and the membership has been
+			// settling since it last changed there.
+			b.changedAt = pr.view.lastMemberChange()
+		}
 		pr.log.Info("change feed members", "members", len(snap.members), "instances", snap.members)
 	}
 	wait := pr.cfg.RenewInterval

@@ -31,21 +31,24 @@ const (
 // then appear within a round trip of each other, and their peers count
 // them all in one balancing step (see balanceLoop) rather than in waves as
 // each finishes provisioning. Should provisioning then fail, the
-// announcement is withdrawn.
-func (pr *Processor) provision(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, *feed, error) {
-	var announced jetstream.KeyValue
+// announcement is withdrawn. announced runs after the first announcement.
+func (pr *Processor) provision(ctx context.Context, js jetstream.JetStream, announced func(jetstream.KeyValue)) (jetstream.KeyValue, *feed, error) {
+	var bucket jetstream.KeyValue // the bucket announced in, once announced
 	announce := func(ctx context.Context, kv jetstream.KeyValue) error {
 		if err := (&leaseTable{kv: kv, self: pr.cfg.Instance}).heartbeat(ctx); err != nil {
 			return fmt.Errorf("announce the member: %w", err)
 		}
-		announced = kv
+		if bucket == nil {
+			bucket = kv
+			announced(kv)
+		}
 		return nil
 	}
 	kv, f, err := pr.provisionRetrying(ctx, js, announce)
-	if err != nil && announced != nil {
+	if err != nil && bucket != nil {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseGrace)
 		defer cancel()
-		if lerr := (&leaseTable{kv: announced, self: pr.cfg.Instance}).leave(lctx); lerr != nil {
+		if lerr := (&leaseTable{kv: bucket, self: pr.cfg.Instance}).leave(lctx); lerr != nil {
 			err = errors.Join(err, fmt.Errorf("withdraw the member: %w", lerr))
 		}
 	}

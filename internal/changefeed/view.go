@@ -25,10 +25,13 @@ type view struct {
 	// change only a revision do not signal.
 	changed chan struct{}
 
-	mu      sync.Mutex
-	synced  bool // the watch has delivered the bucket's state once
-	leases  map[int]sighting
-	members map[string]sighting
+	mu     sync.Mutex
+	synced bool // the watch has delivered the bucket's state once
+	// membersChanged is when a member key last appeared or went
+	// (monotonic), or when the view was first synced.
+	membersChanged time.Duration
+	leases         map[int]sighting
+	members        map[string]sighting
 	// confirmed collects the keys a re-watch replays; keys it does not
 	// replay were deleted while the watch was down.
 	confirmed map[string]bool
@@ -76,6 +79,9 @@ func (v *view) apply(e jetstream.KeyValueEntry) {
 	defer v.mu.Unlock()
 	if e == nil {
 		v.dropUnconfirmed()
+		if !v.synced {
+			v.membersChanged = v.now()
+		}
 		v.synced = true
 		v.signal()
 		return
@@ -90,7 +96,11 @@ func (v *view) apply(e jetstream.KeyValueEntry) {
 	case p >= 0:
 		v.leases = record(v, v.leases, p, s, deleted)
 	case member != "":
+		n := len(v.members)
 		v.members = record(v, v.members, member, s, deleted)
+		if len(v.members) != n {
+			v.membersChanged = s.seen
+		}
 	}
 }
 
@@ -138,6 +148,14 @@ func (v *view) signal() {
 	case v.changed <- struct{}{}:
 	default:
 	}
+}
+
+// lastMemberChange returns when a member key last appeared or went, by
+// the view's clock.
+func (v *view) lastMemberChange() time.Duration {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.membersChanged
 }
 
 func (v *view) isSynced() bool {
