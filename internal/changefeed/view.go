@@ -173,6 +173,9 @@ type snapshot struct {
 	owners map[int]sighting
 	// next is when the next key expires, if nothing is written meanwhile.
 	next time.Duration
+	// expired are the member keys of instances judged dead, with the
+	// revision judged, for the lowest live member to delete (see balance).
+	expired map[string]uint64
 }
 
 // snapshot returns the leases of partitions 0..partitions-1 and the live
@@ -212,8 +215,15 @@ func (v *view) snapshot(partitions int, self string, held map[int]*lease, now ti
 		}
 	}
 	for m, seen := range v.members {
-		if m != self && !expires(seen.seen) {
+		switch {
+		case m == self:
+		case !expires(seen.seen):
 			s.members = append(s.members, m)
+		default:
+			if s.expired == nil {
+				s.expired = map[string]uint64{}
+			}
+			s.expired[m] = seen.rev
 		}
 	}
 	s.members = append(s.members, self)
