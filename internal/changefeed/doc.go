@@ -34,13 +34,20 @@
 //     traffic per interval is one renewal per partition plus one heartbeat
 //     per replica;
 //   - the balancer acts on the view. Every replica computes the same
-//     target from it (see Balance): quotas by sorted member name, surplus
-//     released by its holder, free and expired leases dealt to the members
-//     short of their quota. A membership change is acted on once it has
-//     been stable for RenewInterval/2, so replicas starting together count
-//     each other; the spread is then even within about one interval, and
-//     no partition changes owner more than once per membership change.
-//     Nothing is ever taken from a live owner.
+//     target from it (see Balance): quotas by sorted member name; each
+//     member keeps its lowest partitions up to its quota; every other
+//     partition (a surplus still held, a free or expired lease, a departed
+//     peer's lease not yet released) is dealt in partition order to the
+//     members short of their quota. Carrying the target out leaves it
+//     unchanged, so replicas whose views lag each other by a few writes
+//     still agree: each releases exactly what the target gives to others
+//     and takes exactly its own, the moment it is free. A replica
+//     announces itself as soon as the bucket exists, before provisioning
+//     its consumers, and a membership change is acted on once it has been
+//     stable for RenewInterval/2 (departures at once), so replicas
+//     starting together count each other; the spread is then even within
+//     about one interval, and no partition changes owner more than once
+//     per membership change. Nothing is ever taken from a live owner.
 //
 // A peer judges a lease (or heartbeat) expired when its revision has not
 // changed for LeaseTTL since the peer first saw it, by the peer's own
