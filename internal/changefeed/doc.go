@@ -76,10 +76,12 @@
 //
 //   - Stop (SIGTERM): the replica leaves the members at once, finishes its
 //     in-flight changes (at most the slowest handler, plus up to FetchWait
-//     for an outstanding pull), then deletes its leases; the peers take
-//     them after max(drain, I/2) (5s by default for quick handlers);
+//     for an outstanding pull), then deletes its leases; a departure
+//     needs no settling, so the peers take each lease within a round
+//     trip of its release, each the ones the target deals it;
 //   - death (SIGKILL, a lost machine): the peers take the leases within
-//     T + I/2 of the last renewal (35s by default);
+//     T of the last renewal plus a few round trips, at most T + I/2 (35s
+//     by default);
 //   - a pause (SIGSTOP, a GC or VM stall) longer than the lease's remaining
 //     usable time: like death for the peers; the paused replica handles and
 //     acknowledges nothing after its deadline, gives its leases up on
