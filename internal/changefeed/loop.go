@@ -245,7 +245,7 @@ func (pr *Processor) release(ctx context.Context, l *lease, reason string) {
 		}
 		// The next owner starts at the ack floor: it must count every
 		// change handled here before the lease is free.
-		if cerr := pr.confirmAcks(rctx, l.w); cerr != nil {
+		if cerr := l.w.acks.all(rctx); cerr != nil {
 			pr.log.Warn("change feed acknowledgements not confirmed before the release; the next owner may handle the last change again",
 				"partition", l.partition, "err", cerr)
 		}

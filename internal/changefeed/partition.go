@@ -45,13 +45,9 @@ type worker struct {
 	// abort also cancels the in-flight change's context (lease lost).
 	abort context.CancelFunc
 	done  chan struct{}
-	// lastAck is the change the worker acknowledged last, or nil; written
-	// by the worker, read once done is closed.
-	lastAck jetstream.Msg
-	// unconfirmed holds the keys of the changes acknowledged since the
-	// server last confirmed the worker's acknowledgements; written and read
-	// by the worker only.
-	unconfirmed map[string]struct{}
+	// acks are the worker's acknowledgements and their confirmation; used
+	// by the worker, and by the release once done is closed.
+	acks *acks
 }
 
 // startWorker consumes l's partition until stopped or aborted. prev is the
@@ -60,7 +56,7 @@ type worker struct {
 func (pr *Processor) startWorker(l *lease, prev <-chan struct{}) *worker {
 	handleCtx, abort := context.WithCancel(pr.base)
 	fetchCtx, stopFetch := context.WithCancel(handleCtx)
-	w := &worker{stopFetch: stopFetch, abort: abort, done: make(chan struct{}), unconfirmed: map[string]struct{}{}}
+	w := &worker{stopFetch: stopFetch, abort: abort, done: make(chan struct{}), acks: newAcks(pr.conn, pr.cfg.RenewInterval)}
 	l.w = w
 	pr.workers.Go(func() {
 		defer close(w.done)
@@ -121,7 +117,7 @@ func (pr *Processor) fetchBatch(fetchCtx, handleCtx context.Context, l *lease, n
 	if *next == 0 {
 		// The reset starts from the ack floor: acknowledgements still on
 		// their way would bring back changes handled already.
-		if err := pr.confirm(fetchCtx, l); err != nil {
+		if err := l.w.acks.all(fetchCtx); err != nil {
 			return err
 		}
 		if err := pr.feed.reset(fetchCtx, p); err != nil {
@@ -179,11 +175,9 @@ func (pr *Processor) usableFor(l *lease, d time.Duration) bool {
 func (pr *Processor) handle(ctx context.Context, l *lease, msg jetstream.Msg, meta *jetstream.MsgMetadata) bool {
 	p := l.partition
 	c := Change{Key: keyOf(msg.Subject()), Partition: p, Data: msg.Data(), Seq: meta.Sequence.Stream}
-	if _, again := l.w.unconfirmed[c.Key]; again || len(l.w.unconfirmed) >= maxUnconfirmed {
-		if err := pr.confirm(ctx, l); err != nil {
-			pr.log.Warn("change feed ack failed", "partition", p, "seq", c.Seq, "err", err)
-			return false
-		}
+	if err := l.w.acks.beforeHandling(ctx, c.Key); err != nil {
+		pr.log.Warn("change feed ack failed", "partition", p, "seq", c.Seq, "err", err)
+		return false
 	}
 	for attempt := 1; ; attempt++ {
 		token, ok := l.fence(pr.now())
@@ -200,8 +194,9 @@ func (pr *Processor) handle(ctx context.Context, l *lease, msg jetstream.Msg, me
 		switch {
 		case err == nil:
 			pr.metrics.countProcessed(p, resultOK)
-			// Sent without waiting; confirmed before the next change of the
-			// same key is handled (above). An acknowledgement lost with a
+			// Sent without waiting; confirmed in the background, and
+			// awaited before the next change of the same key is handled
+			// (above). An acknowledgement lost with a
 			// consumer leader that froze or died (sent, never replicated)
 			// lets the next leader's ack floor lag behind handled changes,
 			// and the reset that follows hands them to the handler again:
@@ -209,12 +204,10 @@ func (pr *Processor) handle(ctx context.Context, l *lease, msg jetstream.Msg, me
 			// as the newest handled of its key, never after a newer one
 			// (which the fault suite saw when every change of a batch was
 			// left unconfirmed and a node was paused).
-			if err := msg.Ack(); err != nil {
+			if err := l.w.acks.ack(msg, c.Key); err != nil {
 				pr.log.Warn("change feed ack failed", "partition", p, "seq", c.Seq, "err", err)
 				return false
 			}
-			l.w.lastAck = msg
-			l.w.unconfirmed[c.Key] = struct{}{}
 			return true
 		case ctx.Err() != nil:
 			pr.metrics.countProcessed(p, resultRequeued)
@@ -247,49 +240,6 @@ func (pr *Processor) call(ctx context.Context, c Change) (err error) {
 	}()
 	return pr.handler(ctx, c)
 }
-
-// confirmAcks returns once the server has applied the acknowledgements
-// the worker w sent. They are sent without waiting for an answer, and a
-// consumer applies them from a queue of its own, apart from the lease
-// bucket: a lease deleted right after the last one was sent can reach a
-// peer, which then resets the consumer to an ack floor that misses it and
-// handles that change a second time. A progress signal with a reply, sent
-// for the last acknowledged change on the same connection, joins the same
-// queue behind them and is answered once they are applied; for a change
-// already acknowledged it changes nothing.
-func (pr *Processor) confirmAcks(ctx context.Context, w *worker) error {
-	if w.lastAck == nil || pr.conn == nil {
-		return nil
-	}
-	if _, err := pr.conn.RequestWithContext(ctx, w.lastAck.Reply(), []byte(ackProgress)); err != nil {
-		return fmt.Errorf("confirm acknowledgements: %w", err)
-	}
-	return nil
-}
-
-// maxUnconfirmed bounds the acknowledgements a worker leaves unconfirmed,
-// and so what a consumer leader's failure can bring back, when the keys of
-// a partition rarely repeat.
-const maxUnconfirmed = 256
-
-// confirm waits, at most a renew interval (a leader election), for the
-// server to apply the acknowledgements of l's worker not yet confirmed.
-func (pr *Processor) confirm(ctx context.Context, l *lease) error {
-	w := l.w
-	if len(w.unconfirmed) == 0 {
-		return nil
-	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pr.cfg.RenewInterval)
-	defer cancel()
-	if err := pr.confirmAcks(cctx, w); err != nil {
-		return err
-	}
-	clear(w.unconfirmed)
-	return nil
-}
-
-// ackProgress is JetStream's progress signal ("working on it").
-const ackProgress = "+WPI"
 
 // sleep waits for d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) {
