@@ -220,6 +220,29 @@ func TestNATSUsersCanDoTheirJobsAndNothingElse(t *testing.T) {
 		}
 	}
 
+	// Every NATS client whose user may publish changes (the worker here; a
+	// service added by docs/extending.md, such as its heartbeat, too) gets
+	// one stored and acknowledged with its own credentials: its permissions
+	// cover the stream's reply as well as the subject.
+	for user, u := range natsUsers(t, objs) {
+		if u.Permissions == nil || u.Permissions.Publish == nil || !slices.Contains(u.Permissions.Publish.Allow, "changes.>") {
+			continue
+		}
+		nc, err := nats.Connect(userURL(url, user, creds[natsPasswordKey(t, objs, user)]))
+		if err != nil {
+			t.Errorf("connect as %s: %v", user, err)
+			continue
+		}
+		js, _ := jetstream.New(nc)
+		pctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		ack, err := js.Publish(pctx, "changes."+user+"-probe", []byte(`{"probe":true}`))
+		cancel()
+		nc.Close()
+		if err != nil || ack.Stream != "CHANGES" {
+			t.Errorf("%s publishes a change: ack %+v, %v; want it stored in CHANGES", user, ack, err)
+		}
+	}
+
 	// The system account is for operators: it answers server pings.
 	snc, err := nats.Connect(userURL(url, "system", creds["system-password"]))
 	if err != nil {
@@ -277,4 +300,40 @@ func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool)
 		case <-tick.C:
 		}
 	}
+}
+
+// natsUsers returns the NATS clients' users as the rendered nats.conf
+// defines them, by name: one per Deployment that sets NATS__URL.
+func natsUsers(t *testing.T, objs *objects) map[string]*server.User {
+	t.Helper()
+	opts, err := server.ProcessConfigFile(writeNATSConfig(t, objs, "nats-0"))
+	if err != nil {
+		t.Fatalf("nats-server rejects nats.conf: %v", err)
+	}
+	out := map[string]*server.User{}
+	for _, app := range natsClients(objs) {
+		i := slices.IndexFunc(opts.Users, func(u *server.User) bool { return u.Username == app })
+		if i < 0 {
+			t.Fatalf("nats.conf has no user %s", app)
+		}
+		out[app] = opts.Users[i]
+	}
+	return out
+}
+
+// natsPasswordKey is the nats-auth key of the password Deployment app sends
+// in its NATS__URL.
+func natsPasswordKey(t *testing.T, objs *objects, app string) string {
+	t.Helper()
+	c := container(t, &objs.deployment(t, app).Spec.Template.Spec, app)
+	url, _ := envValue(c, "NATS__URL")
+	m := natsURLForm.FindStringSubmatch(url)
+	if m == nil {
+		t.Fatalf("%s NATS__URL = %q, want nats://USER:$(VAR)@...", app, url)
+	}
+	ref := secretKeyRef(c.Env, m[2])
+	if ref == nil {
+		t.Fatalf("%s: %s does not come from a Secret key", app, m[2])
+	}
+	return ref.Key
 }

@@ -3,10 +3,12 @@ package deploy_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,7 +90,9 @@ type traffic struct {
 // by cyclonus (the NetworkPolicy engine that became sigs.k8s.io/network-
 // policy-api's policy-assistant, which the Go module proxy does not serve):
 // each flow below is put to it with the rendered policies, and its verdict,
-// ingress and egress together, must be the one written here.
+// ingress and egress together, must be the one written here. The NATS
+// clients' flows are derived from the rendered Deployments that set
+// NATS__URL, so a service added to the tree is held to them too.
 func TestNetworkPoliciesAllowExactlyTheIntendedFlows(t *testing.T) {
 	cyclonus := analyzer(t, "cyclonus")
 	objs, dir := deployed(t)
@@ -155,13 +159,10 @@ func TestNetworkPoliciesAllowExactlyTheIntendedFlows(t *testing.T) {
 	}
 	flows := []flow{
 		tcp("gateway -> pingapi http", gateway, pingapi, "Deployment/pingapi", "http", true),
-		tcp("pingapi -> nats client", pingapi, nats, "StatefulSet/nats", "client", true),
-		tcp("worker -> nats client", worker, nats, "StatefulSet/nats", "client", true),
 		tcp("nats -> nats route", nats, nats, "StatefulSet/nats", "cluster", true),
 		tcp("scraper -> pingapi metrics", prometheus, pingapi, "Deployment/pingapi", "http", true),
 		tcp("scraper -> worker metrics", prometheus, worker, "Deployment/worker", "http", true),
 		tcp("scraper -> nats monitor", prometheus, nats, "StatefulSet/nats", "monitor", true),
-		{"pingapi -> DNS", pingapi, kubeDNS, 53, "dns", "UDP", true},
 		{"nats -> DNS", nats, kubeDNS, 53, "dns", "UDP", true},
 
 		tcp("pod in another namespace -> pingapi", strangerOut, pingapi, "Deployment/pingapi", "http", false),
@@ -171,16 +172,34 @@ func TestNetworkPoliciesAllowExactlyTheIntendedFlows(t *testing.T) {
 		tcp("gateway -> nats client", gateway, nats, "StatefulSet/nats", "client", false),
 		tcp("other pod in hostkit -> nats client", strangerIn, nats, "StatefulSet/nats", "client", false),
 		tcp("pod in another namespace -> nats client", strangerOut, nats, "StatefulSet/nats", "client", false),
-		tcp("pingapi -> nats route (join the cluster)", pingapi, nats, "StatefulSet/nats", "cluster", false),
-		tcp("worker -> nats route (join the cluster)", worker, nats, "StatefulSet/nats", "cluster", false),
 		tcp("other pod in hostkit -> nats route", strangerIn, nats, "StatefulSet/nats", "cluster", false),
 		tcp("scraper -> nats client", prometheus, nats, "StatefulSet/nats", "client", false),
-		tcp("pingapi -> worker", pingapi, worker, "Deployment/worker", "http", false),
-		tcp("worker -> pingapi", worker, pingapi, "Deployment/pingapi", "http", false),
-		tcp("nats -> pingapi", nats, pingapi, "Deployment/pingapi", "http", false),
-		{"pingapi -> internet", pingapi, internet, 443, "", "TCP", false},
-		{"worker -> internet", worker, internet, 443, "", "TCP", false},
 		{"nats -> internet", nats, internet, 443, "", "TCP", false},
+	}
+	// Every NATS client, the template's and any a team adds (a Deployment
+	// copied by docs/extending.md), reaches NATS's client port and DNS, and
+	// nothing else: not the route port, not another service, not the
+	// internet. NATS reaches no service.
+	clients := natsClients(objs)
+	if !slices.Contains(clients, "pingapi") || !slices.Contains(clients, "worker") {
+		t.Fatalf("NATS clients (Deployments with NATS__URL) = %v, want pingapi and worker among them", clients)
+	}
+	for _, name := range clients {
+		from := ours("Deployment/" + name)
+		flows = append(flows,
+			tcp(name+" -> nats client", from, nats, "StatefulSet/nats", "client", true),
+			flow{name + " -> DNS", from, kubeDNS, 53, "dns", "UDP", true},
+			tcp(name+" -> nats route (join the cluster)", from, nats, "StatefulSet/nats", "cluster", false),
+			flow{name + " -> internet", from, internet, 443, "", "TCP", false},
+		)
+		for _, other := range slices.Sorted(maps.Keys(objs.deployments)) {
+			if other != name {
+				flows = append(flows, tcp(name+" -> "+other, from, ours("Deployment/"+other), "Deployment/"+other, "http", false))
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(objs.deployments)) {
+		flows = append(flows, tcp("nats -> "+name, nats, ours("Deployment/"+name), "Deployment/"+name, "http", false))
 	}
 	var query []traffic
 	for _, f := range flows {

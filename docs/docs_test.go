@@ -29,7 +29,7 @@ var repoRoot = func() string {
 const (
 	kindStep    = "step"    // a shell step: the follow test runs it
 	kindFile    = "file"    // a new Go file at path
-	kindEdit    = "edit"    // its first line is in path; the block replaces it
+	kindEdit    = "edit"    // its first line in path is the anchor; the block replaces it (Go or YAML)
 	kindExcerpt = "excerpt" // appears byte for byte in path
 )
 
@@ -111,8 +111,11 @@ func TestEveryGoBlockIsChecked(t *testing.T) {
 			t.Errorf("%s: a Go block needs a file, edit or excerpt marker", b)
 		case b.kind == kindStep && (b.lang != "sh" || b.path != ""):
 			t.Errorf("%s: a step is a ```sh block without a path", b)
+		case b.kind == kindEdit && b.lang == "yaml" && b.path != "":
+			// A manifest edit: the follow test applies it and renders the
+			// result, which decodes it.
 		case b.kind != "" && b.kind != kindStep && (b.lang != "go" || b.path == ""):
-			t.Errorf("%s: a %s marker needs a path and a ```go block", b, b.kind)
+			t.Errorf("%s: a %s marker needs a path and a ```go block (or ```yaml for an edit)", b, b.kind)
 		case b.path != "" && (filepath.IsAbs(b.path) || strings.Contains(b.path, "..")):
 			t.Errorf("%s: path must be relative to the repository root", b)
 		}

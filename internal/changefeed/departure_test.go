@@ -2,6 +2,7 @@ package changefeed_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"testing"
@@ -88,4 +89,44 @@ func TestCrashedPeersLeasesAreTakenWithoutWaitingToSettle(t *testing.T) {
 		}
 	}
 	t.Logf("takeovers after b's last write: %v", takenAfter)
+}
+
+// TestDeadMembersKeyIsDeletedBeforeItMisleadsAJoiner: a member key left
+// behind by an instance that died (SIGKILL leaves no time to delete it)
+// would be counted as live by every instance started later, for its first
+// lease TTL, since a newcomer cannot tell how long a key has gone
+// unrenewed: the newcomer would balance towards another target than its
+// peers. The live member judging it expired must delete it, so that a
+// replica started afterwards splits the partitions with its peer within a
+// renew interval (plus slack), well inside the TTL it would otherwise
+// wait.
+func TestDeadMembersKeyIsDeletedBeforeItMisleadsAJoiner(t *testing.T) {
+	t.Parallel()
+	cfg := func(name string) changefeed.Config {
+		c := testConfig(name)
+		c.LeaseTTL = 2 * time.Second // above testRenew + slack
+		return c
+	}
+	s := startServer(t)
+	_, js := connect(t, s)
+	a, _ := startProcessor(t, s, cfg("a"), ignore, nil)
+	kv, err := js.KeyValue(context.Background(), changefeed.LeaseBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), "member.ghost", []byte("ghost")); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, cfg("a").LeaseTTL+slack, "the ghost's member key deleted", func() bool {
+		_, err := kv.Get(context.Background(), "member.ghost")
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	})
+	t.Logf("ghost's key deleted %s after its last write", took)
+	eventually(t, slack, "a owns all 16", func() bool { return len(a.Owned()) == 16 })
+
+	b, _ := startProcessor(t, s, cfg("b"), ignore, nil)
+	took = eventually(t, testRenew+slack, "8/8 split", func() bool {
+		return slices.Equal(counts(a, b), []int{8, 8}) && partitionedOnce(16, a, b)
+	})
+	t.Logf("split 8/8 %s after b started", took)
 }

@@ -12,8 +12,13 @@
 // owner pulls up to Config.Batch changes at once (MaxAckPending is twice
 // that, so the next pull is served while the last batch's acknowledgements
 // are in flight) and hands them to the handler one at a time, in order,
-// acknowledging each; a failing change is retried in place, holding up the
-// rest of its partition. A new owner first resets the consumer to its ack
+// acknowledging each without waiting for the server. It waits for the
+// server to confirm its acknowledgements before handling a change whose key
+// has one unconfirmed, before a reset and before giving the lease up, so a
+// consumer leader that dies with acknowledgements unapplied can bring back
+// only the newest handled change of each key, never one older than a change
+// handled since. A failing change is retried in place, holding up the rest
+// of its partition. A new owner first resets the consumer to its ack
 // floor, so whatever a previous owner held comes again, first and in
 // order; a gap in the delivery sequence (another pull received changes)
 // makes it drop the batch and reset again (see consume).
@@ -34,13 +39,20 @@
 //     traffic per interval is one renewal per partition plus one heartbeat
 //     per replica;
 //   - the balancer acts on the view. Every replica computes the same
-//     target from it (see Balance): quotas by sorted member name, surplus
-//     released by its holder, free and expired leases dealt to the members
-//     short of their quota. A membership change is acted on once it has
-//     been stable for RenewInterval/2, so replicas starting together count
-//     each other; the spread is then even within about one interval, and
-//     no partition changes owner more than once per membership change.
-//     Nothing is ever taken from a live owner.
+//     target from it (see Balance): quotas by sorted member name; each
+//     member keeps its lowest partitions up to its quota; every other
+//     partition (a surplus still held, a free or expired lease, a departed
+//     peer's lease not yet released) is dealt in partition order to the
+//     members short of their quota. Carrying the target out leaves it
+//     unchanged, so replicas whose views lag each other by a few writes
+//     still agree: each releases exactly what the target gives to others
+//     and takes exactly its own, the moment it is free. A replica
+//     announces itself as soon as the bucket exists, before provisioning
+//     its consumers, and a membership change is acted on once it has been
+//     stable for RenewInterval/2 (departures at once), so replicas
+//     starting together count each other; the spread is then even within
+//     about one interval, and no partition changes owner more than once
+//     per membership change. Nothing is ever taken from a live owner.
 //
 // A peer judges a lease (or heartbeat) expired when its revision has not
 // changed for LeaseTTL since the peer first saw it, by the peer's own
@@ -69,10 +81,12 @@
 //
 //   - Stop (SIGTERM): the replica leaves the members at once, finishes its
 //     in-flight changes (at most the slowest handler, plus up to FetchWait
-//     for an outstanding pull), then deletes its leases; the peers take
-//     them after max(drain, I/2) (5s by default for quick handlers);
+//     for an outstanding pull), then deletes its leases; a departure
+//     needs no settling, so the peers take each lease within a round
+//     trip of its release, each the ones the target deals it;
 //   - death (SIGKILL, a lost machine): the peers take the leases within
-//     T + I/2 of the last renewal (35s by default);
+//     T of the last renewal plus a few round trips, at most T + I/2 (35s
+//     by default);
 //   - a pause (SIGSTOP, a GC or VM stall) longer than the lease's remaining
 //     usable time: like death for the peers; the paused replica handles and
 //     acknowledges nothing after its deadline, gives its leases up on

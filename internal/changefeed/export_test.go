@@ -26,3 +26,12 @@ func StallBalancing(p *Processor) (resume func()) {
 
 // ConsumerName is the name of partition p's durable consumer.
 func ConsumerName(p int) string { return consumerName(p) }
+
+// Assign returns the owner the balancing target gives each lease (by index
+// in leases) among members.
+func Assign(leases []Lease, members []string) []string {
+	if len(members) == 0 {
+		return make([]string, len(leases))
+	}
+	return assign(leases, memberList(members, members[0]))
+}

@@ -20,6 +20,10 @@ import (
 //     that nobody took the lease meanwhile or fails.
 //   - member.<instance>: the instance's heartbeat, rewritten every
 //     RenewInterval, deleted on Stop. The live members share the partitions.
+//     The key of an instance that died is deleted by the live member first
+//     by name once it judges the key expired: otherwise every instance that
+//     starts later would count the dead one as live for its first LeaseTTL
+//     (see below), and balance towards another target than its peers.
 //
 // How a lease expires. Readers judge expiry themselves, from the watched
 // view of the bucket: a key whose revision has not changed for LeaseTTL, by
@@ -122,6 +126,17 @@ func (t *leaseTable) release(ctx context.Context, p int, rev uint64) error {
 func (t *leaseTable) heartbeat(ctx context.Context) error {
 	_, err := t.kv.Put(ctx, memberKey(t.self), []byte(t.self))
 	return err
+}
+
+// forget deletes the member key of an instance judged dead, unless it
+// has changed since revision rev (a heartbeat, or a peer's delete); it
+// reports whether it deleted the key.
+func (t *leaseTable) forget(ctx context.Context, instance string, rev uint64) (bool, error) {
+	err := t.kv.Delete(ctx, memberKey(instance), jetstream.LastRevision(rev))
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // leave removes this instance from the members.

@@ -85,8 +85,17 @@ func (pr *Processor) balance(ctx context.Context, b *balancer) time.Duration {
 			pr.lose(l, "taken over")
 		}
 	}
+	if len(snap.expired) > 0 && snap.members[0] == pr.cfg.Instance {
+		pr.forgetMembers(ctx, snap.expired)
+	}
 	if !slices.Equal(snap.members, b.members) {
 		b.members, b.changedAt = snap.members, now
+		if b.settled == nil {
+			// The first step: the view was watched while this instance
+			// provisioned its consumers, and the membership has been
+			// settling since it last changed there.
+			b.changedAt = pr.view.lastMemberChange()
+		}
 		pr.log.Info("change feed members", "members", len(snap.members), "instances", snap.members)
 	}
 	wait := pr.cfg.RenewInterval
@@ -122,6 +131,20 @@ func (pr *Processor) balance(ctx context.Context, b *balancer) time.Duration {
 		return min(wait, pr.settle())
 	}
 	return wait
+}
+
+// forgetMembers deletes the member keys of instances judged dead.
+func (pr *Processor) forgetMembers(ctx context.Context, expired map[string]uint64) {
+	ctx, cancel := context.WithTimeout(ctx, pr.cfg.RenewInterval)
+	defer cancel()
+	for m, rev := range expired {
+		switch deleted, err := pr.table.forget(ctx, m, rev); {
+		case err != nil:
+			pr.log.Warn("change feed expired member not deleted", "member", m, "err", err)
+		case deleted:
+			pr.log.Info("change feed member expired", "member", m)
+		}
+	}
 }
 
 // acquireAll acquires leases concurrently and waits for them.

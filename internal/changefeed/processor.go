@@ -122,18 +122,22 @@ func (pr *Processor) Start(ctx context.Context) error {
 	if js == nil {
 		return errors.New("change feed: no JetStream connection (is the engine started?)")
 	}
-	kv, f, err := pr.provision(ctx, js)
+	// Start's context may end with the start phase; the goroutines run
+	// until Stop.
+	pr.base = context.WithoutCancel(ctx)
+	pr.view = newView(pr.cfg.LeaseTTL, pr.now, pr.log)
+	viewCtx, cancelView := context.WithCancel(pr.base)
+	// The view is watched from the member's announcement on, while the
+	// consumers are provisioned, so that the balancer finds the membership
+	// already settled if it has not changed meanwhile.
+	kv, f, err := pr.provision(ctx, js, func(kv jetstream.KeyValue) { go pr.view.run(viewCtx, kv, pr.cfg.RetryDelay) })
 	if err != nil {
+		cancelView()
 		return fmt.Errorf("change feed: %w", err)
 	}
 	pr.feed = f
 	pr.conn = js.Conn()
 	pr.table = &leaseTable{kv: kv, self: pr.cfg.Instance}
-	pr.view = newView(pr.cfg.LeaseTTL, pr.now, pr.log)
-	// Start's context may end with the start phase; the goroutines run
-	// until Stop.
-	pr.base = context.WithoutCancel(ctx)
-	viewCtx, cancelView := context.WithCancel(pr.base)
 	renewCtx, cancelRenew := context.WithCancel(pr.base)
 	loopCtx, cancelLoop := context.WithCancel(pr.base)
 
@@ -141,7 +145,6 @@ func (pr *Processor) Start(ctx context.Context) error {
 	pr.running, pr.startErr = true, nil
 	pr.cancelLoop, pr.cancelRenew, pr.cancelView = cancelLoop, cancelRenew, cancelView
 	pr.mu.Unlock()
-	go pr.view.run(viewCtx, kv, pr.cfg.RetryDelay)
 	go pr.renewLoop(renewCtx)
 	go pr.lapseLoop(renewCtx)
 	go pr.balanceLoop(loopCtx)

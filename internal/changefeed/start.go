@@ -3,6 +3,7 @@ package changefeed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -24,12 +25,44 @@ const (
 // system temporarily unavailable") or nothing at all while a cluster elects
 // its leaders; those are retried with jittered exponential backoff, and
 // Ready reports the last of them meanwhile.
-func (pr *Processor) provision(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, *feed, error) {
+//
+// The instance announces itself as a member as soon as the lease bucket
+// exists, before it looks at the consumers: replicas started together
+// then appear within a round trip of each other, and their peers count
+// them all in one balancing step (see balanceLoop) rather than in waves as
+// each finishes provisioning. Should provisioning then fail, the
+// announcement is withdrawn. announced runs after the first announcement.
+func (pr *Processor) provision(ctx context.Context, js jetstream.JetStream, announced func(jetstream.KeyValue)) (jetstream.KeyValue, *feed, error) {
+	var bucket jetstream.KeyValue // the bucket announced in, once announced
+	announce := func(ctx context.Context, kv jetstream.KeyValue) error {
+		if err := (&leaseTable{kv: kv, self: pr.cfg.Instance}).heartbeat(ctx); err != nil {
+			return fmt.Errorf("announce the member: %w", err)
+		}
+		if bucket == nil {
+			bucket = kv
+			announced(kv)
+		}
+		return nil
+	}
+	kv, f, err := pr.provisionRetrying(ctx, js, announce)
+	if err != nil && bucket != nil {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseGrace)
+		defer cancel()
+		if lerr := (&leaseTable{kv: bucket, self: pr.cfg.Instance}).leave(lctx); lerr != nil {
+			err = errors.Join(err, fmt.Errorf("withdraw the member: %w", lerr))
+		}
+	}
+	return kv, f, err
+}
+
+// provisionRetrying is provision's loop of attempts.
+func (pr *Processor) provisionRetrying(ctx context.Context, js jetstream.JetStream,
+	announce func(context.Context, jetstream.KeyValue) error) (jetstream.KeyValue, *feed, error) {
 	backoff := provisionBackoff
 	var last error // the last transient error, reported if ctx ends mid-attempt
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, provisionAttempt)
-		kv, f, err := provisionFeed(actx, js, pr.cfg)
+		kv, f, err := provisionFeed(actx, js, pr.cfg, announce)
 		cancel()
 		if err == nil {
 			return kv, f, nil

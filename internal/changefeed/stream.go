@@ -118,8 +118,10 @@ func keyOf(subject string) string {
 // consumer per partition. Concurrent replicas may run it at once: every
 // step is idempotent. Consumers that exist as configured cost no request
 // beyond one listing (per 256), so that a replica starting next to running
-// ones joins them quickly at any partition count.
-func provisionFeed(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, *feed, error) {
+// ones joins them quickly at any partition count. announce, if not nil,
+// runs once the bucket exists, before the consumers are looked at.
+func provisionFeed(ctx context.Context, js jetstream.JetStream, cfg Config,
+	announce func(context.Context, jetstream.KeyValue) error) (jetstream.KeyValue, *feed, error) {
 	stream, err := js.CreateOrUpdateStream(ctx, StreamConfig(cfg))
 	if err != nil {
 		return nil, nil, fmt.Errorf("create stream %s: %w", StreamName, err)
@@ -127,6 +129,11 @@ func provisionFeed(ctx context.Context, js jetstream.JetStream, cfg Config) (jet
 	kv, err := js.CreateOrUpdateKeyValue(ctx, leaseBucketConfig(cfg))
 	if err != nil {
 		return nil, nil, fmt.Errorf("create bucket %s: %w", LeaseBucket, err)
+	}
+	if announce != nil {
+		if err := announce(ctx, kv); err != nil {
+			return nil, nil, err
+		}
 	}
 	existing := map[string]jetstream.ConsumerConfig{}
 	list := stream.ListConsumers(ctx)

@@ -25,10 +25,13 @@ type view struct {
 	// change only a revision do not signal.
 	changed chan struct{}
 
-	mu      sync.Mutex
-	synced  bool // the watch has delivered the bucket's state once
-	leases  map[int]sighting
-	members map[string]sighting
+	mu     sync.Mutex
+	synced bool // the watch has delivered the bucket's state once
+	// membersChanged is when a member key last appeared or went
+	// (monotonic), or when the view was first synced.
+	membersChanged time.Duration
+	leases         map[int]sighting
+	members        map[string]sighting
 	// confirmed collects the keys a re-watch replays; keys it does not
 	// replay were deleted while the watch was down.
 	confirmed map[string]bool
@@ -76,6 +79,9 @@ func (v *view) apply(e jetstream.KeyValueEntry) {
 	defer v.mu.Unlock()
 	if e == nil {
 		v.dropUnconfirmed()
+		if !v.synced {
+			v.membersChanged = v.now()
+		}
 		v.synced = true
 		v.signal()
 		return
@@ -90,7 +96,11 @@ func (v *view) apply(e jetstream.KeyValueEntry) {
 	case p >= 0:
 		v.leases = record(v, v.leases, p, s, deleted)
 	case member != "":
+		n := len(v.members)
 		v.members = record(v, v.members, member, s, deleted)
+		if len(v.members) != n {
+			v.membersChanged = s.seen
+		}
 	}
 }
 
@@ -140,6 +150,14 @@ func (v *view) signal() {
 	}
 }
 
+// lastMemberChange returns when a member key last appeared or went, by
+// the view's clock.
+func (v *view) lastMemberChange() time.Duration {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.membersChanged
+}
+
 func (v *view) isSynced() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -155,6 +173,9 @@ type snapshot struct {
 	owners map[int]sighting
 	// next is when the next key expires, if nothing is written meanwhile.
 	next time.Duration
+	// expired are the member keys of instances judged dead, with the
+	// revision judged, for the lowest live member to delete (see balance).
+	expired map[string]uint64
 }
 
 // snapshot returns the leases of partitions 0..partitions-1 and the live
@@ -194,8 +215,15 @@ func (v *view) snapshot(partitions int, self string, held map[int]*lease, now ti
 		}
 	}
 	for m, seen := range v.members {
-		if m != self && !expires(seen.seen) {
+		switch {
+		case m == self:
+		case !expires(seen.seen):
 			s.members = append(s.members, m)
+		default:
+			if s.expired == nil {
+				s.expired = map[string]uint64{}
+			}
+			s.expired[m] = seen.rev
 		}
 	}
 	s.members = append(s.members, self)

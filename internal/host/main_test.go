@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -304,5 +305,50 @@ func TestMainLogsEffectiveConfigAndIgnoredVariables(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("log does not contain %s:\n%s", want, out.String())
 		}
+	}
+}
+
+// lockedBuffer is a log sink that Main's flusher and the test may use at
+// once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestSyncLogWritesEachLineThrough checks that a program with SyncLog has
+// each line in its sink when the logging call returns: the worker's job
+// lines precede the acknowledgements. (Without SyncLog, the line would wait
+// for the flusher's linger.)
+func TestSyncLogWritesEachLineThrough(t *testing.T) {
+	var out lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var inSink bool
+	code := host.Main(ctx, []string{"--log.format=json"}, func() []string { return nil }, &out,
+		host.Program{Name: "test", Signals: &host.ManualSignals{}, SyncLog: true, Build: func(h *host.Host) error {
+			h.Lifetime().OnStarted(func() {
+				h.Logger().Info("a record")
+				inSink = strings.Contains(out.String(), `"msg":"a record"`)
+				cancel()
+			})
+			return nil
+		}})
+	if code != 0 {
+		t.Fatalf("Main = %d, want 0; output:\n%s", code, out.String())
+	}
+	if !inSink {
+		t.Errorf("line not in the sink when Info returned:\n%s", out.String())
 	}
 }

@@ -22,14 +22,14 @@ const tracerName = "github.com/hostkit/hostkit/internal/web"
 func Trace(tp trace.TracerProvider) func(http.Handler) http.Handler {
 	tracer := tp.Tracer(tracerName)
 	prop := propagation.TraceContext{}
+	// Made once: each option is an allocation per request otherwise.
+	server := trace.WithSpanKind(trace.SpanKindServer)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			o := observe(w, r)
 			method := methodName(methodIndex(r.Method))
 			ctx := prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-			ctx, span := tracer.Start(ctx, method,
-				trace.WithSpanKind(trace.SpanKindServer),
-				trace.WithTimestamp(o.start),
+			ctx, span := tracer.Start(ctx, method, server,
 				trace.WithAttributes(
 					semconv.HTTPRequestMethodKey.String(method),
 					semconv.URLPath(r.URL.Path),

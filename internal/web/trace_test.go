@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -124,3 +127,64 @@ func TestTraceMarksServerErrors(t *testing.T) {
 		t.Errorf("unknown method span: %q status %v, want _OTHER unmatched without error", s.Name(), s.Status())
 	}
 }
+
+// BenchmarkTraceCost breaks down what tracing adds to a request through the
+// router in process (no network), so that the end-to-end ratio `make
+// bench-http` prints can be read: "off" is the router without a tracer
+// provider; "spans" makes and ends the SERVER span with no processor;
+// "batched" hands it to the SDK's batch processor with an exporter that
+// drops the batches; "otlp" exports them over OTLP/HTTP to a local receiver,
+// as the binaries do. Run it on one CPU, as the HTTP benchmark pins the
+// server to one core:
+//
+//	go test -run '^$' -bench TraceCost -cpu 1 -benchtime 200000x ./internal/web
+func BenchmarkTraceCost(b *testing.B) {
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer rcv.Close()
+	for _, tc := range []struct {
+		name string
+		tp   func(b *testing.B) trace.TracerProvider
+	}{
+		{"off", func(*testing.B) trace.TracerProvider { return nil }},
+		{"spans", func(*testing.B) trace.TracerProvider { return sdktrace.NewTracerProvider() }},
+		{"batched", func(*testing.B) trace.TracerProvider {
+			return sdktrace.NewTracerProvider(sdktrace.WithBatcher(dropExporter{}))
+		}},
+		{"otlp", func(b *testing.B) trace.TracerProvider {
+			exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(rcv.URL+"/v1/traces"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tp := tc.tp(b)
+			if sdk, ok := tp.(*sdktrace.TracerProvider); ok {
+				defer func() { _ = sdk.Shutdown(context.Background()) }()
+			}
+			r, err := web.NewRouter(web.RouterOptions{
+				Logger:   slog.New(telemetry.LogHandler(slog.NewJSONHandler(io.Discard, nil))),
+				Registry: prometheus.NewRegistry(), Lifetime: startedLifetime(b), TracerProvider: tp,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.Get("/pingpong/ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Pong") })
+			req := httptest.NewRequest("GET", "/pingpong/ping", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				r.ServeHTTP(httptest.NewRecorder(), req)
+			}
+		})
+	}
+}
+
+// dropExporter takes batches and drops them.
+type dropExporter struct{}
+
+func (dropExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (dropExporter) Shutdown(context.Context) error                             { return nil }
