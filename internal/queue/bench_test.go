@@ -2,11 +2,14 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hostkit/hostkit/internal/engine"
@@ -16,10 +19,17 @@ import (
 // BenchmarkProcessorVsBare measures jobs per second through the processor with
 // a handler that does nothing, against a bare JetStream consume-and-ack loop
 // on the same embedded server, and reports both rates and their ratio. The
-// b.N jobs of each side are split into rounds that alternate between the two
-// sides, so that load from elsewhere on the machine hits both alike. A round
-// publishes first and times from the first job handled to the last, so both
+// b.N jobs of each side are split into rounds that alternate the order of the
+// sides, so that load from elsewhere on the machine hits them alike. A round
+// publishes first and times from the first job handled to the last, so the
 // rates are pure consumption.
+//
+// The bare loop pulls at nats.go's default (500 messages in flight); the
+// processor may hold no more than its prefetch. A third side, "window", is
+// the same bare loop pulling through the processor's iterator settings
+// (prefetch and refill threshold) in one goroutine: processor/window
+// (ratio_vs_window) is the cost of the processor's own code, window/bare the
+// cost of pulling so few jobs ahead.
 //
 //	go test -run '^$' -bench ProcessorVsBare -benchtime 50000x ./internal/queue
 func BenchmarkProcessorVsBare(b *testing.B) {
@@ -29,13 +39,15 @@ func BenchmarkProcessorVsBare(b *testing.B) {
 		b.Run(fmt.Sprintf("concurrency=%d/prefetch=%d", tc.concurrency, tc.prefetch), func(b *testing.B) {
 			e := startEngine(b)
 			ensureStreams(b, e)
-			bareConsumer(b, e) // creates the stream before the first publish
-			deleteConsumer(b, e, "BARE", "bare")
+			for _, side := range []string{"bare", "window"} {
+				bareConsumer(b, e, side) // creates the stream before the first publish
+				deleteConsumer(b, e, strings.ToUpper(side), side)
+			}
 			cfg := queue.DefaultConfig()
 			cfg.Concurrency, cfg.Prefetch = tc.concurrency, tc.prefetch
 
 			const rounds = 10
-			var bareTime, procTime time.Duration
+			var bareTime, windowTime, procTime time.Duration
 			b.ResetTimer()
 			for r := range rounds {
 				n := b.N / rounds
@@ -46,41 +58,47 @@ func BenchmarkProcessorVsBare(b *testing.B) {
 					continue
 				}
 				publishAsync(b, e.JetStream(), "bare.bench", n)
+				publishAsync(b, e.JetStream(), "window.bench", n)
 				publishAsync(b, e.JetStream(), "jobs.bench", n)
 				if r%2 == 0 {
 					bareTime += consumeBare(b, e, n)
+					windowTime += consumeWindow(b, e, cfg, n)
 					procTime += consumeProcessor(b, e, cfg, n)
 				} else {
 					procTime += consumeProcessor(b, e, cfg, n)
+					windowTime += consumeWindow(b, e, cfg, n)
 					bareTime += consumeBare(b, e, n)
 				}
 			}
 			b.StopTimer()
 
 			bareRate := float64(b.N) / bareTime.Seconds()
+			windowRate := float64(b.N) / windowTime.Seconds()
 			procRate := float64(b.N) / procTime.Seconds()
 			b.ReportMetric(bareRate, "bare_jobs/s")
+			b.ReportMetric(windowRate, "window_jobs/s")
 			b.ReportMetric(procRate, "processor_jobs/s")
 			b.ReportMetric(procRate/bareRate, "ratio")
+			b.ReportMetric(procRate/windowRate, "ratio_vs_window")
 		})
 	}
 }
 
 // bareConsumer is a work-queue stream and durable consumer like JOBS, apart
-// from it because a work-queue stream allows one consumer per subject.
-// consumeBare deletes the consumer after each round: a stopped consumer
-// leaves pull requests on the server that would swallow the next round's
-// messages until AckWait.
-func bareConsumer(tb testing.TB, e *engine.Engine) jetstream.Consumer {
+// from it because a work-queue stream allows one consumer per subject: stream
+// NAME on subjects name.>, consumer name. consumeBare and consumeWindow delete
+// the consumer after each round: a stopped consumer leaves pull requests on
+// the server that would swallow the next round's messages until AckWait.
+func bareConsumer(tb testing.TB, e *engine.Engine, name string) jetstream.Consumer {
 	tb.Helper()
 	ctx := context.Background()
 	sc := queue.JobsStreamConfig(1)
-	sc.Name, sc.Subjects = "BARE", []string{"bare.>"}
+	sc.Name, sc.Subjects = strings.ToUpper(name), []string{name + ".>"}
 	if _, err := e.JetStream().CreateOrUpdateStream(ctx, sc); err != nil {
 		tb.Fatal(err)
 	}
-	c, err := e.JetStream().CreateOrUpdateConsumer(ctx, "BARE", jetstream.ConsumerConfig{
-		Durable: "bare", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+	c, err := e.JetStream().CreateOrUpdateConsumer(ctx, sc.Name, jetstream.ConsumerConfig{
+		Durable: name, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -136,7 +154,7 @@ func (s *span) wait(tb testing.TB) time.Duration {
 
 func consumeBare(tb testing.TB, e *engine.Engine, n int) time.Duration {
 	tb.Helper()
-	c := bareConsumer(tb, e)
+	c := bareConsumer(tb, e, "bare")
 	defer deleteConsumer(tb, e, "BARE", "bare")
 	s := newSpan(n)
 	cc, err := c.Consume(func(m jetstream.Msg) {
@@ -147,6 +165,37 @@ func consumeBare(tb testing.TB, e *engine.Engine, n int) time.Duration {
 		tb.Fatal(err)
 	}
 	defer cc.Stop()
+	return s.wait(tb)
+}
+
+// consumeWindow is consumeBare pulling as the processor's iterator does, and
+// asking again every 20ms as its workers do (a refill nats.go skips while the
+// previous pull is being sent is otherwise made up only after a missed
+// heartbeat).
+func consumeWindow(tb testing.TB, e *engine.Engine, cfg queue.Config, n int) time.Duration {
+	tb.Helper()
+	c := bareConsumer(tb, e, "window")
+	defer deleteConsumer(tb, e, "WINDOW", "window")
+	s := newSpan(n)
+	iter, err := c.Messages(jetstream.PullMaxMessages(cfg.Prefetch), jetstream.PullThresholdMessages(cfg.RefillBelow()),
+		jetstream.PullExpiry(cfg.FetchWait), jetstream.WithMessagesErrOnMissingHeartbeat(false))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer iter.Stop()
+	go func() {
+		for {
+			m, err := iter.Next(jetstream.NextMaxWait(20 * time.Millisecond))
+			if errors.Is(err, nats.ErrTimeout) {
+				continue
+			}
+			if err != nil {
+				return
+			}
+			_ = m.Ack()
+			s.done()
+		}
+	}()
 	return s.wait(tb)
 }
 

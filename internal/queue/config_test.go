@@ -19,9 +19,9 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 	}
 }
 
-func TestRefillKeepsAJobPerWorker(t *testing.T) {
+func TestRefillAtHalfWhenItKeepsAJobPerWorkerElseAtEmpty(t *testing.T) {
 	for _, tt := range []struct{ concurrency, prefetch, want int }{
-		{4, 64, 32}, {4, 4, 4}, {4, 6, 4}, {8, 4, 4}, {1, 1, 1}, {4, 1, 1},
+		{4, 64, 32}, {4, 8, 4}, {4, 7, 4}, {4, 6, 1}, {4, 4, 1}, {8, 4, 1}, {1, 1, 1}, {1, 2, 1}, {1, 3, 2}, {4, 1, 1},
 	} {
 		if got := (Config{Concurrency: tt.concurrency, Prefetch: tt.prefetch}).refillBelow(); got != tt.want {
 			t.Errorf("refillBelow(concurrency %d, prefetch %d) = %d, want %d", tt.concurrency, tt.prefetch, got, tt.want)

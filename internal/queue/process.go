@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,8 +14,8 @@ import (
 )
 
 // process runs one job and settles it: acknowledge, retry later or
-// dead-letter. keep is the calling worker's keep-alive.
-func (p *Processor) process(m jetstream.Msg, keep *keeper) {
+// dead-letter. keep is the calling worker's keep-alive slot.
+func (p *Processor) process(m jetstream.Msg, keep *keepSlot) {
 	meta, err := m.Metadata()
 	if err != nil {
 		// Only a message that did not come from JetStream lacks metadata.
@@ -160,47 +159,4 @@ func (p *Processor) call(ctx context.Context, h Handler, msg Message) (err error
 		}
 	}()
 	return h(ctx, msg)
-}
-
-// keeper sends progress signals for the job its worker is running, so that
-// the server does not deliver the job again while its handler is still busy.
-// One per worker, reused for every job: no timer is made per job.
-type keeper struct {
-	every time.Duration
-	timer *time.Timer
-
-	mu  sync.Mutex
-	msg jetstream.Msg // nil while the worker is idle
-}
-
-func newKeeper(every time.Duration) *keeper {
-	k := &keeper{every: every}
-	k.timer = time.AfterFunc(time.Hour, k.tick)
-	k.timer.Stop()
-	return k
-}
-
-func (k *keeper) watch(m jetstream.Msg) {
-	k.mu.Lock()
-	k.msg = m
-	k.mu.Unlock()
-	k.timer.Reset(k.every)
-}
-
-func (k *keeper) release() {
-	k.timer.Stop()
-	k.mu.Lock()
-	k.msg = nil
-	k.mu.Unlock()
-}
-
-func (k *keeper) tick() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.msg == nil {
-		return
-	}
-	// A lost signal costs a duplicate at worst; the next tick sends another.
-	_ = k.msg.InProgress()
-	k.timer.Reset(k.every)
 }

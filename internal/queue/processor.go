@@ -71,6 +71,9 @@ type Processor struct {
 	received atomic.Int64
 	stall    atomic.Pointer[error]
 
+	// keep sends the running jobs' progress signals; set by Start.
+	keep *keeper
+
 	mu   sync.Mutex
 	iter jetstream.MessagesContext
 	err  error // why the processor is not consuming, for Ready
@@ -142,6 +145,8 @@ func (p *Processor) Start(ctx context.Context) error {
 	}
 	p.unhandled = p.metrics.counters(processorLabel, unhandledSubject)
 	p.setIter(iter, nil)
+	p.keep = newKeeper(p.cfg.Concurrency, p.cfg.AckWait/3)
+	go p.keep.run(p.loopDone)
 	go p.loop(iter)
 	go p.watch()
 	p.log.Info("queue processor started", "stream", JobsStream, "consumer", JobsConsumer,
@@ -241,8 +246,8 @@ func (p *Processor) loop(iter jetstream.MessagesContext) {
 	defer close(p.loopDone)
 	for {
 		errs := make(chan error, p.cfg.Concurrency)
-		for range p.cfg.Concurrency {
-			go func() { errs <- p.work(iter) }()
+		for i := range p.cfg.Concurrency {
+			go func() { errs <- p.work(iter, &p.keep.slots[i]) }()
 		}
 		var err error
 		for range p.cfg.Concurrency {
@@ -264,9 +269,7 @@ func (p *Processor) loop(iter jetstream.MessagesContext) {
 // work takes one job at a time from the shared iterator until it closes.
 // Once Stop began, the jobs still coming out of the drained iterator's buffer
 // are handed back instead of run.
-func (p *Processor) work(iter jetstream.MessagesContext) error {
-	keep := newKeeper(p.cfg.AckWait / 3)
-	defer keep.release()
+func (p *Processor) work(iter jetstream.MessagesContext, keep *keepSlot) error {
 	for {
 		m, err := iter.Next(jetstream.NextMaxWait(refillCheck))
 		if errors.Is(err, nats.ErrTimeout) {

@@ -223,7 +223,7 @@ func TestPanickingHandlerIsRetried(t *testing.T) {
 func TestLongJobIsKeptAlivePastAckWait(t *testing.T) {
 	e := startEngine(t)
 	cfg := fastConfig()
-	// Progress signals go every AckWait/3, so the job survives a stall of
+	// Progress signals go at most AckWait/3 apart, so the job survives a stall of
 	// the test process (descheduled, or stopped by the garbage collector)
 	// of up to 2/3 AckWait: at 150ms that was 100ms, which a loaded 2-core
 	// machine under -race sometimes exceeded, and the job ran twice.

@@ -21,7 +21,7 @@
 // Delivery is at least once: a worker killed after a handler finished but
 // before its acknowledgement reached the server runs that job again, so
 // handlers should be idempotent. A handler running longer than queue.ack_wait
-// is kept alive by progress signals sent every third of it.
+// is kept alive by progress signals at most a third of it apart.
 //
 // A replica whose pull requests were lost (the whole cluster restarted and
 // answered "no responders" before its consumer had a leader) consumes again
