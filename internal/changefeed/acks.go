@@ -3,6 +3,8 @@ package changefeed
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,154 +12,150 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// acks tracks one worker's acknowledgements and the server's confirmation
-// that it applied them. Acknowledgements go out without waiting; in the
-// background one confirmation at a time runs, covering every
-// acknowledgement sent before it, and another follows while more were
-// sent. The worker waits only when the change it is about to handle has a
-// key whose last acknowledgement no confirmation covers yet.
-//
-// A confirmation is a progress signal with a reply, sent for the change
-// acknowledged last on the connection that carried the acknowledgements: a
-// consumer applies acknowledgements and progress signals from one queue, in
-// order, so the answer comes once those before it are applied. For a change
-// already acknowledged it changes nothing.
+// acks sends one worker's acknowledgements without waiting and tracks the
+// server's answer to each. Every acknowledgement asks for a reply, as
+// jetstream's DoubleAck does, and only its own reply confirms it: a
+// consumer leader that froze or died with some acknowledgements unapplied
+// never answers those, while its successor may answer later ones. The
+// worker waits only when the change it is about to handle has a key whose
+// last acknowledgement is unanswered.
 type acks struct {
 	conn    *nats.Conn
-	timeout time.Duration // bound of one confirmation: a leader election
+	timeout time.Duration // how long an answer may take: a leader election
 
 	// keys maps a key to the number of its last acknowledgement; the
 	// worker's own.
 	keys map[string]uint64
 
-	mu        sync.Mutex
-	sent      uint64 // acknowledgements sent
-	lastReply string // the reply subject of the change acknowledged last
-	confirmed uint64 // acknowledgements the server confirmed applied
-	// running is closed when the confirmation in flight ends; nil if none.
-	running chan struct{}
-	err     error // the last confirmation's failure, until one succeeds
+	mu      sync.Mutex
+	inbox   string // replies come to inbox.<number>; "" until the first ack
+	sub     *nats.Subscription
+	sent    uint64
+	pending map[uint64]struct{} // acknowledgements not answered yet
+	changed chan struct{}       // closed, and replaced, when one is answered
 }
 
-// ackProgress is JetStream's progress signal ("working on it").
-const ackProgress = "+WPI"
+// ackBody is JetStream's positive acknowledgement.
+const ackBody = "+ACK"
 
-// maxUnconfirmed bounds the acknowledgements a worker leaves unconfirmed,
+// maxUnconfirmed bounds the acknowledgements a worker leaves unanswered,
 // and so what a consumer leader's failure can bring back.
 const maxUnconfirmed = 256
 
 func newAcks(conn *nats.Conn, timeout time.Duration) *acks {
-	return &acks{conn: conn, timeout: timeout, keys: map[string]uint64{}}
+	return &acks{conn: conn, timeout: timeout, keys: map[string]uint64{},
+		pending: map[uint64]struct{}{}, changed: make(chan struct{})}
 }
 
-// ack acknowledges msg, a change of key, without waiting for the server,
-// and starts a confirmation if none is running.
+// ack acknowledges msg, a change of key, asking for a reply but not
+// waiting for it.
 func (a *acks) ack(msg jetstream.Msg, key string) error {
-	if err := msg.Ack(); err != nil {
-		return err
+	if a.conn == nil {
+		return msg.DoubleAck(context.Background())
 	}
 	a.mu.Lock()
+	if a.sub == nil {
+		a.inbox = a.conn.NewInbox()
+		sub, err := a.conn.Subscribe(a.inbox+".*", a.answered)
+		if err != nil {
+			a.mu.Unlock()
+			return fmt.Errorf("subscribe to acknowledgement replies: %w", err)
+		}
+		a.sub = sub
+	}
 	a.sent++
 	n := a.sent
-	a.lastReply = msg.Reply()
-	if a.running == nil && a.conn != nil {
-		a.startLocked()
-	}
-	confirmed := a.confirmed
+	a.pending[n] = struct{}{}
+	reply := a.inbox + "." + strconv.FormatUint(n, 10)
 	a.mu.Unlock()
+	if err := a.conn.PublishMsg(&nats.Msg{Subject: msg.Reply(), Reply: reply, Data: []byte(ackBody)}); err != nil {
+		a.mu.Lock()
+		delete(a.pending, n)
+		a.mu.Unlock()
+		return err
+	}
 	a.keys[key] = n
 	if len(a.keys) > 2*maxUnconfirmed {
+		a.mu.Lock()
 		for k, m := range a.keys {
-			if m <= confirmed {
+			if _, ok := a.pending[m]; !ok {
 				delete(a.keys, k)
 			}
 		}
+		a.mu.Unlock()
 	}
 	return nil
 }
 
-// beforeHandling waits, within ctx and the confirmation bound, until the
-// last acknowledgement of key is confirmed, or all of them if too many are
-// unconfirmed.
-func (a *acks) beforeHandling(ctx context.Context, key string) error {
-	a.mu.Lock()
-	need := a.keys[key]
-	if a.sent-a.confirmed >= maxUnconfirmed {
-		need = a.sent
+// answered records the server's reply to one acknowledgement.
+func (a *acks) answered(m *nats.Msg) {
+	i := strings.LastIndexByte(m.Subject, '.')
+	n, err := strconv.ParseUint(m.Subject[i+1:], 10, 64)
+	if err != nil {
+		return
 	}
-	a.mu.Unlock()
-	return a.waitFor(ctx, need)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.pending[n]; ok {
+		delete(a.pending, n)
+		close(a.changed)
+		a.changed = make(chan struct{})
+	}
 }
 
-// all waits until every acknowledgement sent is confirmed: before a reset,
+// beforeHandling waits until the last acknowledgement of key is answered,
+// or, with too many unanswered, all of them.
+func (a *acks) beforeHandling(ctx context.Context, key string) error {
+	n := a.keys[key]
+	return a.wait(ctx, func() bool {
+		if len(a.pending) >= maxUnconfirmed {
+			return false
+		}
+		_, waiting := a.pending[n]
+		return !waiting
+	})
+}
+
+// all waits until every acknowledgement sent is answered: before a reset,
 // which starts from the ack floor, and before the lease is given up.
 func (a *acks) all(ctx context.Context) error {
-	a.mu.Lock()
-	n := a.sent
-	a.mu.Unlock()
-	return a.waitFor(ctx, n)
+	return a.wait(ctx, func() bool { return len(a.pending) == 0 })
 }
 
-// waitFor waits until at least n acknowledgements are confirmed, starting a
-// confirmation when none is running.
-func (a *acks) waitFor(ctx context.Context, n uint64) error {
+// forget drops the acknowledgements still unanswered: after a reset the
+// server delivers their changes again.
+func (a *acks) forget() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.pending)
+}
+
+// close stops listening for replies.
+func (a *acks) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sub != nil {
+		_ = a.sub.Unsubscribe()
+		a.sub = nil
+	}
+}
+
+// wait waits, within ctx and the answer bound, until done holds; done is
+// called with a.mu held.
+func (a *acks) wait(ctx context.Context, done func() bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
 	defer cancel()
 	for {
 		a.mu.Lock()
-		if a.confirmed >= n {
-			a.mu.Unlock()
-			return nil
-		}
-		if a.conn == nil {
-			a.mu.Unlock()
-			return fmt.Errorf("confirm acknowledgements: no connection")
-		}
-		if a.running == nil {
-			a.startLocked()
-		}
-		done := a.running
-		a.mu.Unlock()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return fmt.Errorf("confirm acknowledgements: %w", ctx.Err())
-		}
-		a.mu.Lock()
-		ok, err := a.confirmed >= n, a.err
+		ok, changed, left := done(), a.changed, len(a.pending)
 		a.mu.Unlock()
 		if ok {
 			return nil
 		}
-		if err != nil {
-			return err
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%d acknowledgements unanswered: %w", left, ctx.Err())
 		}
 	}
-}
-
-// startLocked sends a confirmation covering every acknowledgement sent so
-// far; a.mu is held. When it succeeds and more were sent meanwhile, the
-// next one starts at once.
-func (a *acks) startLocked() {
-	upTo, reply := a.sent, a.lastReply
-	done := make(chan struct{})
-	a.running = done
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
-		_, err := a.conn.RequestWithContext(ctx, reply, []byte(ackProgress))
-		cancel()
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		a.running = nil
-		close(done)
-		if err != nil {
-			a.err = fmt.Errorf("confirm acknowledgements: %w", err)
-			return
-		}
-		a.err = nil
-		a.confirmed = max(a.confirmed, upTo)
-		if a.sent > a.confirmed {
-			a.startLocked()
-		}
-	}()
 }

@@ -12,13 +12,14 @@
 // owner pulls up to Config.Batch changes at once (MaxAckPending is twice
 // that, so the next pull is served while the last batch's acknowledgements
 // are in flight) and hands them to the handler one at a time, in order,
-// acknowledging each without waiting for the server. It waits for the
-// server to confirm its acknowledgements before handling a change whose key
-// has one unconfirmed, before a reset and before giving the lease up, so a
-// consumer leader that dies with acknowledgements unapplied can bring back
-// only the newest handled change of each key, never one older than a change
-// handled since. A failing change is retried in place, holding up the rest
-// of its partition. A new owner first resets the consumer to its ack
+// acknowledging each without waiting for the server's answer (each
+// acknowledgement asks for one of its own). It waits for the answer before
+// handling a change whose key has one unanswered, before a reset and before
+// giving the lease up, so a consumer leader that dies with acknowledgements
+// unapplied can bring back only the newest handled change of each key,
+// never one older than a change handled since. Once a full batch is on the
+// client, the next pull goes out while it is handled. A failing change is
+// retried in place, holding up the rest of its partition. A new owner first resets the consumer to its ack
 // floor, so whatever a previous owner held comes again, first and in
 // order; a gap in the delivery sequence (another pull received changes)
 // makes it drop the batch and reset again (see consume).

@@ -252,6 +252,7 @@ func (pr *Processor) release(ctx context.Context, l *lease, reason string) {
 		err = pr.table.release(rctx, l.partition, l.rev)
 	}
 	l.mu.Unlock()
+	l.w.acks.close()
 	pr.mu.Lock()
 	if pr.held[l.partition] == l {
 		delete(pr.held, l.partition)

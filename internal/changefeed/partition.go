@@ -48,6 +48,9 @@ type worker struct {
 	// acks are the worker's acknowledgements and their confirmation; used
 	// by the worker, and by the release once done is closed.
 	acks *acks
+	// ahead is the pull sent before the last batch was handled, or nil;
+	// the worker's own.
+	ahead jetstream.MessageBatch
 }
 
 // startWorker consumes l's partition until stopped or aborted. prev is the
@@ -112,28 +115,56 @@ func (pr *Processor) consume(fetchCtx, handleCtx context.Context, l *lease) {
 // fetchBatch resets the consumer if *next is 0, then pulls one batch and
 // handles it. On giving up mid-batch it sets *next to 0; the rest of the
 // batch is left unsettled, for the reset to deliver again.
+//
+// Once a batch has all its changes on the client, the next pull is sent
+// while they are handled (the lease permitting, as for any pull), so that
+// a partition does not wait a round trip between batches. The server has
+// finished the first pull by then, so the second one's deliveries follow
+// in sequence.
 func (pr *Processor) fetchBatch(fetchCtx, handleCtx context.Context, l *lease, next *uint64) error {
 	p := l.partition
+	w := l.w
 	if *next == 0 {
+		if w.ahead != nil {
+			// Read to the end: the pull is over once its messages are,
+			// and none may arrive after the reset.
+			for range w.ahead.Messages() {
+			}
+			w.ahead = nil
+		}
 		// The reset starts from the ack floor: acknowledgements still on
-		// their way would bring back changes handled already.
-		if err := l.w.acks.all(fetchCtx); err != nil {
-			return err
+		// their way would bring back changes handled already. Those that
+		// stay unanswered (lost with a consumer leader) are moot after it:
+		// their changes come again, each the newest handled of its key.
+		if err := w.acks.all(fetchCtx); err != nil {
+			pr.log.Warn("change feed acknowledgements unanswered before a reset; their changes come again",
+				"partition", p, "err", err)
 		}
 		if err := pr.feed.reset(fetchCtx, p); err != nil {
 			return err
 		}
+		w.acks.forget()
 		*next = 1
 	}
 	cons, err := pr.feed.consumer(fetchCtx, p)
 	if err != nil {
 		return err
 	}
-	batch, err := cons.Fetch(pr.cfg.Batch, jetstream.FetchMaxWait(pr.cfg.FetchWait))
-	if err != nil {
-		return err
+	batch := w.ahead
+	w.ahead = nil
+	if batch == nil {
+		if batch, err = cons.Fetch(pr.cfg.Batch, jetstream.FetchMaxWait(pr.cfg.FetchWait)); err != nil {
+			return err
+		}
 	}
+	received := 0
 	for msg := range batch.Messages() {
+		received++
+		if w.ahead == nil && *next != 0 && received+len(batch.Messages()) == pr.cfg.Batch &&
+			fetchCtx.Err() == nil && pr.usableFor(l, pr.cfg.FetchWait+Margin(pr.cfg.LeaseTTL)) {
+			// Best effort: on failure the next call pulls as usual.
+			w.ahead, _ = cons.Fetch(pr.cfg.Batch, jetstream.FetchMaxWait(pr.cfg.FetchWait))
+		}
 		if *next == 0 || fetchCtx.Err() != nil {
 			*next = 0
 			continue // read to the end: the pull is over once its messages are
