@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -308,31 +307,12 @@ func TestMainLogsEffectiveConfigAndIgnoredVariables(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink that Main's flusher and the test may use at
-// once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestSyncLogWritesEachLineThrough checks that a program with SyncLog has
 // each line in its sink when the logging call returns: the worker's job
 // lines precede the acknowledgements. (Without SyncLog, the line would wait
 // for the flusher's linger.)
 func TestSyncLogWritesEachLineThrough(t *testing.T) {
-	var out lockedBuffer
+	var out lockedBuilder
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var inSink bool
