@@ -569,11 +569,3 @@ func parseGoMemLimit(s string) (int64, error) {
 	}
 	return n * scale, nil
 }
-
-// ptrString prints an optional string field.
-func ptrString(p *string) string {
-	if p == nil {
-		return "<unset>"
-	}
-	return strconv.Quote(*p)
-}

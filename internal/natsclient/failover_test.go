@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -99,9 +98,6 @@ func startCluster(tb testing.TB, n int) ([]string, []*os.Process) {
 func TestConnectionLeavesFrozenServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs nats-server processes")
-	}
-	if runtime.GOOS == "windows" {
-		t.Skip("needs SIGSTOP")
 	}
 	urls, procs := startCluster(t, 2)
 	opts := natsclient.Options{Name: "failover-test", PingInterval: 250 * time.Millisecond, MaxPingsOutstanding: 2}
