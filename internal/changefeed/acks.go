@@ -50,8 +50,10 @@ func newAcks(conn *nats.Conn, timeout time.Duration) *acks {
 // ack acknowledges msg, a change of key, asking for a reply but not
 // waiting for it.
 func (a *acks) ack(msg jetstream.Msg, key string) error {
-	if a.conn == nil {
-		return msg.DoubleAck(context.Background())
+	if a.conn == nil { // no connection to listen on: wait for the answer
+		ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+		defer cancel()
+		return msg.DoubleAck(ctx)
 	}
 	a.mu.Lock()
 	if a.sub == nil {
@@ -143,7 +145,7 @@ func (a *acks) close() {
 // wait waits, within ctx and the answer bound, until done holds; done is
 // called with a.mu held.
 func (a *acks) wait(ctx context.Context, done func() bool) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	for {
 		a.mu.Lock()

@@ -207,7 +207,10 @@ func (pr *Processor) handle(ctx context.Context, l *lease, msg jetstream.Msg, me
 	p := l.partition
 	c := Change{Key: keyOf(msg.Subject()), Partition: p, Data: msg.Data(), Seq: meta.Sequence.Stream}
 	if err := l.w.acks.beforeHandling(ctx, c.Key); err != nil {
-		pr.log.Warn("change feed ack failed", "partition", p, "seq", c.Seq, "err", err)
+		// Lost with a consumer leader, most likely: the reset that follows
+		// hands the key's last change to the handler again, then this one.
+		pr.log.Warn("change feed acknowledgement of the key's last change unanswered; resetting",
+			"partition", p, "key", c.Key, "seq", c.Seq, "err", err)
 		return false
 	}
 	for attempt := 1; ; attempt++ {
@@ -225,16 +228,15 @@ func (pr *Processor) handle(ctx context.Context, l *lease, msg jetstream.Msg, me
 		switch {
 		case err == nil:
 			pr.metrics.countProcessed(p, resultOK)
-			// Sent without waiting; confirmed in the background, and
-			// awaited before the next change of the same key is handled
-			// (above). An acknowledgement lost with a
-			// consumer leader that froze or died (sent, never replicated)
-			// lets the next leader's ack floor lag behind handled changes,
-			// and the reset that follows hands them to the handler again:
-			// with at most one change per key unconfirmed, each comes again
-			// as the newest handled of its key, never after a newer one
-			// (which the fault suite saw when every change of a batch was
-			// left unconfirmed and a node was paused).
+			// Sent without waiting; its answer is awaited before the next
+			// change of the key is handled (above). An acknowledgement lost
+			// with a consumer leader that froze or died (sent, never
+			// replicated) lets the next leader's ack floor lag behind
+			// handled changes, and the reset that follows hands them to the
+			// handler again: with at most one change per key unanswered,
+			// each comes again as the newest handled of its key, never
+			// after a newer one (which the fault suite saw when every
+			// change of a batch was left unconfirmed and a node was paused).
 			if err := l.w.acks.ack(msg, c.Key); err != nil {
 				pr.log.Warn("change feed ack failed", "partition", p, "seq", c.Seq, "err", err)
 				return false
