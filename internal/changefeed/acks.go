@@ -50,11 +50,6 @@ func newAcks(conn *nats.Conn, timeout time.Duration) *acks {
 // ack acknowledges msg, a change of key, asking for a reply but not
 // waiting for it.
 func (a *acks) ack(msg jetstream.Msg, key string) error {
-	if a.conn == nil { // no connection to listen on: wait for the answer
-		ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
-		defer cancel()
-		return msg.DoubleAck(ctx)
-	}
 	a.mu.Lock()
 	if a.sub == nil {
 		a.inbox = a.conn.NewInbox()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,8 +28,7 @@ func TestAcquisitionWhoseAnswerIsLostKeepsTheLease(t *testing.T) {
 	lease0 := "$KV." + changefeed.LeaseBucket + ".0"
 	var dropped atomic.Bool
 	var applied atomic.Uint64 // revision of the acquisition whose answer was dropped
-	sub, err := nc.Subscribe(apiPrefix+".>", func(m *nats.Msg) {
-		subject := strings.TrimPrefix(m.Subject, apiPrefix+".")
+	apiProxy(t, nc, func(subject string, m *nats.Msg) (string, bool) {
 		if subject == lease0 && m.Header.Get("Nats-Expected-Last-Subject-Sequence") == "0" && dropped.CompareAndSwap(false, true) {
 			// Applied, unanswered: the proxy takes the answer.
 			go func() {
@@ -46,22 +44,11 @@ func TestAcquisitionWhoseAnswerIsLostKeepsTheLease(t *testing.T) {
 				}
 				applied.Store(ack.Seq)
 			}()
-			return
+			return "", false
 		}
-		if !strings.HasPrefix(subject, "$KV.") {
-			subject = "$JS.API." + subject
-		}
-		_ = nc.PublishMsg(&nats.Msg{Subject: subject, Reply: m.Reply, Header: m.Header, Data: m.Data})
+		return m.Reply, true
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	pnc, _ := connect(t, s)
-	pjs, err := jetstream.NewWithAPIPrefix(pnc, apiPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pjs := proxiedJetStream(t, s)
 	cfg := testConfig("a")
 	cfg.LeaseTTL, cfg.RenewInterval = 4*testTTL, 4*testRenew
 	r := newRecorder("")

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -19,25 +20,26 @@ import (
 // and forwards the rest to $JS.API.
 const apiPrefix = "FAULTY.API"
 
-// faultyProxy answers the first failures requests with "503 JetStream
-// system temporarily unavailable" (err_code 10008) and forwards the others,
-// keeping their reply subjects so that the server answers the client
-// directly (pulls included).
-func faultyProxy(tb testing.TB, nc *nats.Conn, failures int64) *atomic.Int64 {
+// apiProxy serves apiPrefix on nc: it shows each request to hook, which
+// answers it itself (forward false) or names the reply subject to forward
+// it with, and forwards it to the JetStream API (key-value writes to their
+// own subject), so that the server answers the client directly (pulls
+// included). A nil hook forwards every request as it came.
+func apiProxy(tb testing.TB, nc *nats.Conn, hook func(subject string, m *nats.Msg) (reply string, forward bool)) {
 	tb.Helper()
-	var answered atomic.Int64
 	sub, err := nc.Subscribe(apiPrefix+".>", func(m *nats.Msg) {
-		if answered.Add(1) <= failures {
-			_ = m.Respond([]byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}`))
+		subject := strings.TrimPrefix(m.Subject, apiPrefix+".")
+		reply, forward := m.Reply, true
+		if hook != nil {
+			reply, forward = hook(subject, m)
+		}
+		if !forward {
 			return
 		}
-		// Key-value writes go to the prefix + their own subject.
-		subject := strings.TrimPrefix(m.Subject, apiPrefix+".")
 		if !strings.HasPrefix(subject, "$KV.") {
 			subject = "$JS.API." + subject
 		}
-		fwd := &nats.Msg{Subject: subject, Reply: m.Reply, Header: m.Header, Data: m.Data}
-		if err := nc.PublishMsg(fwd); err != nil {
+		if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: reply, Header: m.Header, Data: m.Data}); err != nil {
 			tb.Errorf("forward %s: %v", m.Subject, err)
 		}
 	})
@@ -45,6 +47,32 @@ func faultyProxy(tb testing.TB, nc *nats.Conn, failures int64) *atomic.Int64 {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = sub.Unsubscribe() })
+}
+
+// proxiedJetStream is a JetStream client of s, on a connection of its own,
+// that sends its API requests to apiPrefix.
+func proxiedJetStream(tb testing.TB, s *server.Server) jetstream.JetStream {
+	tb.Helper()
+	nc, _ := connect(tb, s)
+	js, err := jetstream.NewWithAPIPrefix(nc, apiPrefix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return js
+}
+
+// faultyProxy answers the first failures requests with "503 JetStream
+// system temporarily unavailable" (err_code 10008) and forwards the others.
+func faultyProxy(tb testing.TB, nc *nats.Conn, failures int64) *atomic.Int64 {
+	tb.Helper()
+	var answered atomic.Int64
+	apiProxy(tb, nc, func(_ string, m *nats.Msg) (string, bool) {
+		if answered.Add(1) <= failures {
+			_ = m.Respond([]byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}`))
+			return "", false
+		}
+		return m.Reply, true
+	})
 	return &answered
 }
 
@@ -56,11 +84,7 @@ func TestStartRetriesTransientErrors(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
 	nc, js := connect(t, s)
-	pnc, _ := connect(t, s)
-	pjs, err := jetstream.NewWithAPIPrefix(pnc, apiPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pjs := proxiedJetStream(t, s)
 	r := newRecorder("")
 	p, err := changefeed.New(testConfig("a"), func() jetstream.JetStream { return pjs }, r.handle, nil, testLog(t, "a"))
 	if err != nil {
@@ -95,11 +119,7 @@ func TestStartRetriesTransientErrors(t *testing.T) {
 func TestStartGivesUpWhenItsContextEnds(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	pnc, _ := connect(t, s)
-	pjs, err := jetstream.NewWithAPIPrefix(pnc, apiPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pjs := proxiedJetStream(t, s)
 	p, err := changefeed.New(testConfig("a"), func() jetstream.JetStream { return pjs }, ignore, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -123,27 +143,14 @@ func TestRenewalWhoseAnswerIsLostKeepsTheLease(t *testing.T) {
 	nc, _ := connect(t, s)
 	var dropped atomic.Int64
 	lease0 := "$KV." + changefeed.LeaseBucket + ".0"
-	sub, err := nc.Subscribe(apiPrefix+".>", func(m *nats.Msg) {
-		subject := strings.TrimPrefix(m.Subject, apiPrefix+".")
-		reply := m.Reply
+	apiProxy(t, nc, func(subject string, m *nats.Msg) (string, bool) {
 		if subject == lease0 && m.Header.Get("Nats-Expected-Last-Subject-Sequence") != "" && dropped.Load() < 0 {
-			reply = "" // applied, unanswered
 			dropped.Add(1)
+			return "", true // applied, unanswered
 		}
-		if !strings.HasPrefix(subject, "$KV.") {
-			subject = "$JS.API." + subject
-		}
-		_ = nc.PublishMsg(&nats.Msg{Subject: subject, Reply: reply, Header: m.Header, Data: m.Data})
+		return m.Reply, true
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	pnc, _ := connect(t, s)
-	pjs, err := jetstream.NewWithAPIPrefix(pnc, apiPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pjs := proxiedJetStream(t, s)
 	// Longer timings than the other tests: this one is about a lost
 	// answer, not about renewals landing in time on a busy machine.
 	cfg := testConfig("a")
