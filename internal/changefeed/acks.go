@@ -32,8 +32,18 @@ type acks struct {
 	sub     *nats.Subscription
 	sent    uint64
 	pending map[uint64]struct{} // acknowledgements not answered yet
-	changed chan struct{}       // closed, and replaced, when one is answered
+	// refused holds those of them the server bounced instead (no
+	// responders: no consumer leader), with the reason; they stay pending.
+	refused map[uint64]string
+	changed chan struct{} // closed, and replaced, when one is answered
 }
+
+// The headers of a status message the server sends in place of an answer
+// (nats.go does not export their names).
+const (
+	statusHeader      = "Status"
+	descriptionHeader = "Description"
+)
 
 // ackBody is JetStream's positive acknowledgement.
 const ackBody = "+ACK"
@@ -44,7 +54,7 @@ const maxUnconfirmed = 256
 
 func newAcks(conn *nats.Conn, timeout time.Duration) *acks {
 	return &acks{conn: conn, timeout: timeout, keys: map[string]uint64{},
-		pending: map[uint64]struct{}{}, changed: make(chan struct{})}
+		pending: map[uint64]struct{}{}, refused: map[uint64]string{}, changed: make(chan struct{})}
 }
 
 // ack acknowledges msg, a change of key, asking for a reply but not
@@ -84,7 +94,9 @@ func (a *acks) ack(msg jetstream.Msg, key string) error {
 	return nil
 }
 
-// answered records the server's reply to one acknowledgement.
+// answered records the server's reply to one acknowledgement. A reply
+// with a status is the server's own, not the consumer's: "503 no
+// responders" when no consumer leader took the acknowledgement.
 func (a *acks) answered(m *nats.Msg) {
 	i := strings.LastIndexByte(m.Subject, '.')
 	n, err := strconv.ParseUint(m.Subject[i+1:], 10, 64)
@@ -93,30 +105,43 @@ func (a *acks) answered(m *nats.Msg) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.pending[n]; ok {
-		delete(a.pending, n)
-		close(a.changed)
-		a.changed = make(chan struct{})
+	if _, ok := a.pending[n]; !ok {
+		return
 	}
+	if status := m.Header.Get(statusHeader); status != "" {
+		a.refused[n] = strings.TrimSpace(status + " " + m.Header.Get(descriptionHeader))
+	} else {
+		delete(a.pending, n)
+	}
+	close(a.changed)
+	a.changed = make(chan struct{})
 }
 
 // beforeHandling waits until the last acknowledgement of key is answered,
 // or, with too many unanswered, all of them.
 func (a *acks) beforeHandling(ctx context.Context, key string) error {
 	n := a.keys[key]
-	return a.wait(ctx, func() bool {
+	return a.wait(ctx, func() (bool, error) {
+		if why, ok := a.refused[n]; ok {
+			return false, fmt.Errorf("acknowledgement of the key's last change refused: %s", why)
+		}
 		if len(a.pending) >= maxUnconfirmed {
-			return false
+			return false, nil
 		}
 		_, waiting := a.pending[n]
-		return !waiting
+		return !waiting, nil
 	})
 }
 
 // all waits until every acknowledgement sent is answered: before a reset,
 // which starts from the ack floor, and before the lease is given up.
 func (a *acks) all(ctx context.Context) error {
-	return a.wait(ctx, func() bool { return len(a.pending) == 0 })
+	return a.wait(ctx, func() (bool, error) {
+		for _, why := range a.refused {
+			return false, fmt.Errorf("%d acknowledgements refused: %s", len(a.refused), why)
+		}
+		return len(a.pending) == 0, nil
+	})
 }
 
 // forget drops the acknowledgements still unanswered: after a reset the
@@ -125,6 +150,7 @@ func (a *acks) forget() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	clear(a.pending)
+	clear(a.refused)
 }
 
 // close stops listening for replies.
@@ -137,17 +163,18 @@ func (a *acks) close() {
 	}
 }
 
-// wait waits, within ctx and the answer bound, until done holds; done is
-// called with a.mu held.
-func (a *acks) wait(ctx context.Context, done func() bool) error {
+// wait waits, within ctx and the answer bound, until done holds or fails;
+// done is called with a.mu held.
+func (a *acks) wait(ctx context.Context, done func() (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	for {
 		a.mu.Lock()
-		ok, changed, left := done(), a.changed, len(a.pending)
+		ok, err := done()
+		changed, left := a.changed, len(a.pending)
 		a.mu.Unlock()
-		if ok {
-			return nil
+		if ok || err != nil {
+			return err
 		}
 		select {
 		case <-changed:
