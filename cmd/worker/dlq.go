@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -47,14 +46,10 @@ type dlqOptions struct {
 // dlq runs `worker dlq` and returns the exit code.
 func dlq(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	opts, err := parseDLQ(args, environ, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return host.ExitOK
+	if code, stop := parseExit("worker dlq", err, stderr); stop {
+		return code
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "worker dlq: %v\n", err)
-		return host.ExitUsage
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := commandLogger(stderr)
 	nc, err := natsclient.Dial(opts.url, natsclient.Options{Name: "worker-dlq"}, log)
 	if err == nil {
 		defer nc.Close()
@@ -84,12 +79,7 @@ func dlq(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 func parseDLQ(args, environ []string, stderr io.Writer) (dlqOptions, error) {
 	opts := dlqOptions{url: urlFrom(environ)}
-	fs := flag.NewFlagSet("worker dlq", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, dlqUsage)
-		fs.PrintDefaults()
-	}
+	fs := commandFlags("worker dlq", dlqUsage, stderr)
 	fs.StringVar(&opts.url, "url", opts.url, "NATS server URL")
 	fs.DurationVar(&opts.timeout, "timeout", 30*time.Second, "how long the whole command may take")
 	fs.BoolVar(&opts.all, "all", false, "replay every dead letter")

@@ -69,14 +69,10 @@ type publishOptions struct {
 // publish runs `worker publish` and returns the exit code.
 func publish(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	opts, err := parsePublish(args, environ, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return host.ExitOK
+	if code, stop := parseExit("worker publish", err, stderr); stop {
+		return code
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "worker publish: %v\n", err)
-		return host.ExitUsage
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := commandLogger(stderr)
 	res, err := send(ctx, opts, log)
 	if res.Stored > 0 {
 		fmt.Fprintf(stdout, "published %d message(s) on %s", res.Stored, opts.subject)
@@ -92,6 +88,37 @@ func publish(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	return host.ExitOK
 }
 
+// commandFlags is the flag set of a subcommand, which prints usage and then
+// its flags on -h or a bad flag.
+func commandFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseExit turns a subcommand's parse error into its exit code: 0 for
+// -h, 2 with the error for anything else. stop is false when err is nil.
+func parseExit(name string, err error, stderr io.Writer) (code int, stop bool) {
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return host.ExitOK, true
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	return host.ExitUsage, true
+}
+
+// commandLogger logs a subcommand's warnings (a lost connection) as text on
+// stderr, apart from what it prints for the user.
+func commandLogger(stderr io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 // urlFrom returns --url's default: NATS__URL when set, else the embedded
 // server's address.
 func urlFrom(environ []string) string {
@@ -105,12 +132,7 @@ func urlFrom(environ []string) string {
 
 func parsePublish(args, environ []string, stderr io.Writer) (publishOptions, error) {
 	opts := publishOptions{url: urlFrom(environ), payload: defaultPayload}
-	fs := flag.NewFlagSet("worker publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, publishUsage)
-		fs.PrintDefaults()
-	}
+	fs := commandFlags("worker publish", publishUsage, stderr)
 	fs.StringVar(&opts.url, "url", opts.url, "NATS server URL")
 	fs.IntVar(&opts.count, "count", 1, "how many messages to publish")
 	fs.StringVar(&opts.msgID, "id", defaultMsgID, "Nats-Msg-Id of each message ({{n}}, {{run}}); empty sends none")

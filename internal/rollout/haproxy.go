@@ -66,15 +66,7 @@ const haproxyBackend = "pingapi"
 // backends (URLs such as http://127.0.0.1:8080). It returns once HAProxy
 // accepts connections and answers on its runtime API.
 func StartHAProxy(ctx context.Context, bin, dir string, backends ...string) (*HAProxy, error) {
-	bin, err := findBinary(bin, "haproxy")
-	if err != nil {
-		return nil, err
-	}
-	hosts, err := hostPorts(backends)
-	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
+	bin, hosts, port, err := prepareProxy(bin, "haproxy", backends)
 	if err != nil {
 		return nil, err
 	}

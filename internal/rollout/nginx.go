@@ -90,15 +90,7 @@ const generationPath = "/__rollout_generation"
 // front of backends (URLs such as http://127.0.0.1:8080). It returns once
 // nginx serves. dir must exist.
 func StartNginx(ctx context.Context, bin, dir string, backends ...string) (*Nginx, error) {
-	bin, err := findBinary(bin, "nginx")
-	if err != nil {
-		return nil, err
-	}
-	hosts, err := hostPorts(backends)
-	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
+	bin, hosts, port, err := prepareProxy(bin, "nginx", backends)
 	if err != nil {
 		return nil, err
 	}
@@ -281,6 +273,25 @@ func (n *Nginx) Log() string {
 
 // Stop stops nginx at once (SIGTERM to its master) and waits for it.
 func (n *Nginx) Stop() { n.cmd.stop(syscall.SIGTERM) }
+
+// prepareProxy finds a proxy's binary (bin, or name on PATH or in
+// /usr/sbin), turns its backends' URLs into host:port and picks the free
+// loopback port it will listen on.
+func prepareProxy(bin, name string, backends []string) (string, []string, int, error) {
+	bin, err := findBinary(bin, name)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	hosts, err := hostPorts(backends)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", nil, 0, err
+	}
+	return bin, hosts, port, nil
+}
 
 // hostPorts turns backend URLs into the host:port an upstream names.
 func hostPorts(urls []string) ([]string, error) {

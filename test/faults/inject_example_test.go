@@ -147,26 +147,8 @@ func (lw *leaseWatch) takenOver(from time.Time, victim string, parts []int) (tim
 // workerFault ends a worker with sig, measures how long its peers take to
 // hold its partitions, and starts it again.
 func (s *suite) workerFault(p *phase, w *worker, sig syscall.Signal, bound time.Duration) {
-	lw, err := s.watchLeases()
-	if err != nil {
-		p.fail("%v", err)
+	if !s.signalAndTakeOver(p, w, sig, bound) {
 		return
-	}
-	defer func() { _ = lw.w.Stop() }()
-	parts, err := s.heldBy(w.instance)
-	if err != nil {
-		p.fail("%v", err)
-		return
-	}
-	at := time.Now()
-	if err := w.proc.signal(sig); err != nil {
-		p.fail("%v", err)
-		return
-	}
-	if p.takeover, err = lw.takenOver(at, w.instance, parts); err != nil {
-		p.fail("%v", err)
-	} else if p.takeover > bound {
-		p.fail("takeover took %s, above the stated bound %s", p.takeover, bound)
 	}
 	if err := w.proc.waitExit(20 * time.Second); err != nil {
 		p.fail("%v", err)
@@ -178,32 +160,43 @@ func (s *suite) workerFault(p *phase, w *worker, sig syscall.Signal, bound time.
 // workerPause freezes a worker past its lease TTL, until its peers hold its
 // partitions and have handled newer changes, then lets it run on.
 func (s *suite) workerPause(p *phase, w *worker) {
-	lw, err := s.watchLeases()
-	if err != nil {
-		p.fail("%v", err)
+	if !s.signalAndTakeOver(p, w, syscall.SIGSTOP, crashBound) {
 		return
-	}
-	defer func() { _ = lw.w.Stop() }()
-	parts, err := s.heldBy(w.instance)
-	if err != nil {
-		p.fail("%v", err)
-		return
-	}
-	at := time.Now()
-	if err := w.proc.signal(syscall.SIGSTOP); err != nil {
-		p.fail("%v", err)
-		return
-	}
-	if p.takeover, err = lw.takenOver(at, w.instance, parts); err != nil {
-		p.fail("%v", err)
-	} else if p.takeover > crashBound {
-		p.fail("takeover took %s, above the stated bound %s", p.takeover, crashBound)
 	}
 	s.hold(2 * time.Second)
 	if err := w.proc.signal(syscall.SIGCONT); err != nil {
 		p.fail("%v", err)
 	}
 	s.hold(2 * time.Second)
+}
+
+// signalAndTakeOver sends sig to w and records in p how long its peers
+// take to hold the partitions it held, failing p past bound. It reports
+// false if the signal could not be sent (or the leases not watched), so
+// the fault did not happen.
+func (s *suite) signalAndTakeOver(p *phase, w *worker, sig syscall.Signal, bound time.Duration) bool {
+	lw, err := s.watchLeases()
+	if err != nil {
+		p.fail("%v", err)
+		return false
+	}
+	defer func() { _ = lw.w.Stop() }()
+	parts, err := s.heldBy(w.instance)
+	if err != nil {
+		p.fail("%v", err)
+		return false
+	}
+	at := time.Now()
+	if err := w.proc.signal(sig); err != nil {
+		p.fail("%v", err)
+		return false
+	}
+	if p.takeover, err = lw.takenOver(at, w.instance, parts); err != nil {
+		p.fail("%v", err)
+	} else if p.takeover > bound {
+		p.fail("takeover took %s, above the stated bound %s", p.takeover, bound)
+	}
+	return true
 }
 
 // leaderKill kills the node leading the JOBS stream, measures how long the
