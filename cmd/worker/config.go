@@ -82,6 +82,8 @@ func (cfg *config) declareQueue(c *host.Config) {
 		"longest delay between attempts")
 	c.Duration(&cfg.Queue.FetchWait, "queue.fetch_wait", q.FetchWait,
 		"how long one pull request waits for jobs on an idle queue (heartbeats every half of it)")
+	c.Duration(&cfg.Queue.StopConfirmWait, "queue.stop_confirm_wait", q.StopConfirmWait,
+		"how long stopping waits for NATS to confirm the jobs it finished; past it (cluster unreachable) they run again after queue.ack_wait")
 }
 
 func (cfg *config) declareChangeFeed(c *host.Config) {

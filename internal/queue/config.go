@@ -38,6 +38,16 @@ type Config struct {
 	// consumes again (see Config.StallBound), so it bounds how long a pull
 	// lost with a server that restarted or stopped answering goes unnoticed.
 	FetchWait time.Duration
+	// StopConfirmWait bounds how long stopping waits for the server: for it
+	// to confirm the acknowledgement of a job finished while stopping (and
+	// the copy of one dead-lettered), and for the round trip that ends the
+	// hand-back of the fetched jobs. A healthy server answers in
+	// milliseconds; the bound matters only when it cannot be reached (the
+	// whole cluster down), and then a job whose acknowledgement is not
+	// confirmed runs again after AckWait instead of the stop waiting for
+	// the host's whole shutdown deadline. It leaves room for a reconnect to
+	// another node and a consumer leader election, a few seconds.
+	StopConfirmWait time.Duration
 }
 
 // DefaultConfig returns the defaults of the queue.* configuration keys.
@@ -50,6 +60,8 @@ func DefaultConfig() Config {
 		Backoff:     time.Second,
 		MaxBackoff:  time.Minute,
 		FetchWait:   time.Second,
+
+		StopConfirmWait: 5 * time.Second,
 	}
 }
 
@@ -76,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	if c.FetchWait < time.Second || c.FetchWait > time.Minute {
 		errs = append(errs, fmt.Errorf("queue.fetch_wait = %s: must be between 1s and 1m (the least nats.go allows)", c.FetchWait))
+	}
+	if c.StopConfirmWait <= 0 {
+		errs = append(errs, fmt.Errorf("queue.stop_confirm_wait = %s: must be positive", c.StopConfirmWait))
 	}
 	return errors.Join(errs...)
 }

@@ -95,13 +95,19 @@ func (p *Processor) settle(ctx context.Context, m jetstream.Msg, msg Message, co
 // the server to confirm, so that Stop returns only once every job it finished
 // is recorded: a process that exits right after Stop does not leave them to
 // run again. Acknowledgements are processed in order per consumer, so the
-// confirmation covers the asynchronous ones sent before it too.
+// confirmation covers the asynchronous ones sent before it too. It waits at
+// most StopConfirmWait: a server that cannot be reached does not answer (the
+// request waits in the connection's reconnect buffer), and the job then runs
+// again after AckWait.
 func (p *Processor) ack(m jetstream.Msg, msg Message) {
 	var err error
 	if p.isStopping() {
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.AckWait)
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.StopConfirmWait)
 		err = m.DoubleAck(ctx)
 		cancel()
+		if err != nil {
+			p.unconfirmed.Add(1)
+		}
 	} else {
 		err = m.Ack()
 	}
@@ -128,11 +134,20 @@ func (p *Processor) logJob(ctx context.Context, msg Message, took time.Duration,
 
 // deadLetter copies the job to the DLQ stream and removes it from JOBS. If
 // the copy fails the job is retried instead, so nothing is dropped. The
-// copy is made even when the processor stops; spanCtx only lends its span.
+// copy is made even when the processor stops, then waiting for the server at
+// most StopConfirmWait (see ack); spanCtx only lends its span.
 func (p *Processor) deadLetter(spanCtx context.Context, m jetstream.Msg, msg Message, count *counters, took time.Duration, cause error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(spanCtx), p.cfg.AckWait)
+	wait := p.cfg.AckWait
+	stopping := p.isStopping()
+	if stopping {
+		wait = p.cfg.StopConfirmWait
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(spanCtx), wait)
 	defer cancel()
 	if err := DeadLetter(ctx, p.js, m, cause, msg.Attempt); err != nil {
+		if stopping {
+			p.unconfirmed.Add(1)
+		}
 		p.log.ErrorContext(ctx, "cannot move job to DLQ; will retry", "subject", msg.Subject, "seq", msg.Sequence, "err", err)
 		_ = m.NakWithDelay(p.cfg.backoff(msg.Attempt))
 		count.retry.Inc()

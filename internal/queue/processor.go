@@ -59,7 +59,12 @@ type Processor struct {
 	handedBack atomic.Int64
 	stopping   chan struct{}
 	stopOnce   sync.Once
-	loopDone   chan struct{}
+	// stopBegan is when stopping was closed; written before the close.
+	stopBegan time.Time
+	// unconfirmed counts the jobs settled while stopping whose outcome the
+	// server did not confirm within StopConfirmWait.
+	unconfirmed atomic.Int64
+	loopDone    chan struct{}
 
 	// handlerCtx is the parent of every handler's context; it is cancelled
 	// only when Stop gives up waiting, never by a signal.
@@ -201,6 +206,18 @@ func (p *Processor) Ready() error {
 // handlers' contexts are cancelled and the jobs they give up on are handed
 // back too; a handler that ignores its context leaves its job unacknowledged,
 // to be delivered again after AckWait.
+//
+// A job finished while stopping is acknowledged and the server's confirmation
+// awaited, so that a process exiting after Stop does not leave it to run
+// again. Every wait for the server is bounded by Config.StopConfirmWait, not
+// by ctx alone: when the server cannot be reached (the whole cluster down),
+// no confirmation comes, and waiting for one until ctx ends would only hold
+// the host's whole shutdown deadline and then fail. Stop then returns once
+// the handlers have finished and their acknowledgements have been tried for
+// StopConfirmWait, with an error counting the jobs the server did not
+// confirm: they are not lost but delivered again after AckWait. Fetched jobs
+// are handed back as long as the connection is up, and at most for
+// StopConfirmWait; the rest, too, come back after AckWait.
 func (p *Processor) Stop(ctx context.Context) error {
 	if !p.started.Load() || p.handlerCtx == nil {
 		return nil
@@ -209,6 +226,10 @@ func (p *Processor) Stop(ctx context.Context) error {
 	select {
 	case <-p.loopDone:
 		p.cancelHandler()
+		if n := p.unconfirmed.Load(); n > 0 {
+			return fmt.Errorf("queue processor: %d jobs finished while stopping are not recorded, the server did not "+
+				"confirm their outcome within queue.stop_confirm_wait (%s): they will be delivered again", n, p.cfg.StopConfirmWait)
+		}
 		p.log.Info("queue processor stopped", "handed_back", p.handedBack.Load())
 		return nil
 	case <-ctx.Done():
@@ -231,6 +252,7 @@ func (p *Processor) Stopping(context.Context) error {
 // stopFetching stops the iterator once; running handlers go on.
 func (p *Processor) stopFetching() {
 	p.stopOnce.Do(func() {
+		p.stopBegan = time.Now()
 		close(p.stopping)
 		p.mu.Lock()
 		// Drain rather than Stop: the buffered jobs come out of the iterator
@@ -268,11 +290,14 @@ func (p *Processor) loop(iter jetstream.MessagesContext) {
 
 // work takes one job at a time from the shared iterator until it closes.
 // Once Stop began, the jobs still coming out of the drained iterator's buffer
-// are handed back instead of run.
+// are handed back instead of run, until the iterator closes or handBackOver.
 func (p *Processor) work(iter jetstream.MessagesContext, keep *keepSlot) error {
 	for {
 		m, err := iter.Next(jetstream.NextMaxWait(refillCheck))
 		if errors.Is(err, nats.ErrTimeout) {
+			if p.isStopping() && p.handBackOver() {
+				return nil
+			}
 			continue
 		}
 		if err != nil {
@@ -323,6 +348,18 @@ func (p *Processor) resubscribe() jetstream.MessagesContext {
 		p.log.Info("queue processor consuming again")
 		return iter
 	}
+}
+
+// handBackOver reports, once Stop began and the drained iterator's buffer was
+// found empty, whether the workers may leave the iterator without waiting for
+// it to close. It closes only after a round trip to the server (nats.go's
+// unsubscription flush, which waits up to 10 s whatever Stop's context), and
+// a server that cannot be reached never completes it. Nothing more comes in
+// through a connection that is down; on one that is up but not answering,
+// the jobs that might still come are left to AckWait after StopConfirmWait.
+func (p *Processor) handBackOver() bool {
+	nc := p.eng.Conn()
+	return nc == nil || !nc.IsConnected() || time.Since(p.stopBegan) >= p.cfg.StopConfirmWait
 }
 
 func (p *Processor) requeue(m jetstream.Msg) {

@@ -1,0 +1,301 @@
+package queue_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/hostkit/hostkit/internal/engine"
+	"github.com/hostkit/hostkit/internal/queue"
+)
+
+// connectEngine connects an engine to the NATS server at url, as the worker
+// does to an external cluster; it is stopped at the end of the test unless
+// the test stops it first.
+func connectEngine(tb testing.TB, url string) *engine.Engine {
+	tb.Helper()
+	cfg := engine.DefaultConfig()
+	cfg.URL = url
+	e, err := engine.New(cfg, testLogger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { closeEngine(tb, e) })
+	return e
+}
+
+// closeEngine stops e as the host does after the processors, with what is
+// left of its deadline: the connection is closed, and what it still held
+// for a server it could not reach is gone. A silent server cannot confirm
+// the drain; that error is the engine's, not under test here.
+func closeEngine(tb testing.TB, e *engine.Engine) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := e.Stop(ctx); err != nil {
+		tb.Logf("stop engine: %v", err)
+	}
+}
+
+// serverOpts are the options of a loopback JetStream server storing in dir.
+func serverOpts(dir string) *server.Options {
+	return &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true}
+}
+
+// silencer forwards TCP connections to a server until silence: from then on
+// it swallows what either side sends and closes nothing, as a frozen server
+// or a network partition that drops packets does.
+type silencer struct {
+	ln     net.Listener
+	target string
+	silent atomic.Bool
+	wg     sync.WaitGroup
+}
+
+func newSilencer(tb testing.TB, target string) *silencer {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &silencer{ln: ln, target: target}
+	var mu sync.Mutex
+	var conns []net.Conn
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			s.wg.Go(func() { s.pipe(up, c) })
+			s.wg.Go(func() { s.pipe(c, up) })
+		}
+	})
+	tb.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *silencer) url() string { return "nats://" + s.ln.Addr().String() }
+
+func (s *silencer) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			dst.Close()
+			return
+		}
+		if s.silent.Load() {
+			continue
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			src.Close()
+			return
+		}
+	}
+}
+
+// TestStopWithServerUnreachableReturnsPromptly stops a processor whose NATS
+// server became unreachable while two handlers were running and six fetched
+// jobs waited in its buffer, as when the whole cluster is down at a rollout:
+// either the server is gone (the connection is down) or it is silent (the
+// connection is still up: a frozen node, a partition). Stop can neither hand
+// anything back nor have an acknowledgement confirmed, and must not wait for
+// that beyond StopConfirmWait after the handlers finished, far before the
+// host's deadline. Nothing may be lost: once the server answers again, every
+// job is done, at most the two whose acknowledgement never reached it twice.
+func TestStopWithServerUnreachableReturnsPromptly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a NATS server")
+	}
+	for _, tt := range []struct {
+		name string
+		// connected is the connection's state Stop must cope with: down
+		// after the server shut down, up through a silencer.
+		connected bool
+	}{{
+		name: "server down",
+	}, {
+		name:      "server silent",
+		connected: true,
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			opts := serverOpts(dir)
+			srv := runServer(t, opts)
+			url := srv.ClientURL()
+			var sil *silencer
+			if tt.connected {
+				sil = newSilencer(t, srv.Addr().String())
+				url = sil.url()
+			}
+			e := connectEngine(t, url)
+			cut := func() {
+				if tt.connected {
+					sil.silent.Store(true)
+					return
+				}
+				srv.Shutdown()
+				srv.WaitForShutdown()
+				eventually(t, "the connection lost", func() bool { return e.Conn().Status() == nats.RECONNECTING })
+			}
+			back := func() string {
+				if tt.connected {
+					return srv.ClientURL()
+				}
+				srv = runServer(t, opts)
+				return srv.ClientURL()
+			}
+			stopUnreachable(t, e, cut, back, tt.connected)
+		})
+	}
+}
+
+// stopUnreachable runs the scenario of
+// TestStopWithServerUnreachableReturnsPromptly on e: cut makes the server
+// unreachable, back brings it back and returns its URL.
+func stopUnreachable(t *testing.T, e *engine.Engine, cut func(), back func() string, connected bool) {
+	cfg := fastConfig()
+	cfg.Concurrency, cfg.Prefetch = 2, 8
+	// The jobs left unacknowledged come back this long after their delivery.
+	cfg.AckWait = 3 * time.Second
+	// Each worker tries this long to have its job's acknowledgement
+	// confirmed, in parallel with the others. The slack covers scheduling on
+	// a loaded machine.
+	cfg.StopConfirmWait = 500 * time.Millisecond
+	const (
+		jobs  = 20
+		slack = time.Second
+		// deadline stands for host.shutdown_timeout, far longer.
+		deadline = 5 * time.Second
+	)
+	var rec recorder
+	running := make(chan struct{}, jobs)
+	release := make(chan struct{})
+	first := newProcessor(t, e, cfg)
+	first.Handle("jobs.down", func(ctx context.Context, msg queue.Message) error {
+		running <- struct{}{}
+		<-release
+		return rec.handle(ctx, msg)
+	})
+	publish(t, e, "jobs.down", jobs, jobBody)
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-running
+	<-running
+	eventually(t, "the buffer full", func() bool { return ackPending(t, e) == cfg.Prefetch })
+
+	cut()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	began := time.Now()
+	stopped := make(chan error, 1)
+	go func() { stopped <- first.Stop(ctx) }()
+	eventually(t, "Stop to begin", func() bool { return first.Ready() != nil })
+	released := time.Now()
+	close(release)
+	err := <-stopped
+	afterRelease, took := time.Since(released), time.Since(began)
+	t.Logf("Stop returned %s after the handlers were released (%s in all): %v",
+		afterRelease.Round(time.Millisecond), took.Round(time.Millisecond), err)
+	if bound := cfg.StopConfirmWait + slack; afterRelease > bound {
+		t.Errorf("Stop returned %s after the handlers finished (err %v), want within StopConfirmWait %s + %s",
+			afterRelease.Round(time.Millisecond), err, cfg.StopConfirmWait, slack)
+	}
+	// The process exits 1: the two jobs will run again.
+	if want := fmt.Sprintf("%d jobs finished while stopping", cfg.Concurrency); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Stop() = %v, want an error counting the unconfirmed jobs (%q)", err, want)
+	}
+	if got := e.Conn().IsConnected(); got != connected {
+		t.Errorf("connection up = %t when Stop returned, want %t: not the case under test", got, connected)
+	}
+	if got := rec.calls(); got != cfg.Concurrency {
+		t.Fatalf("first processor finished %d jobs, want the %d running ones", got, cfg.Concurrency)
+	}
+	closeEngine(t, e)
+
+	// The server answers again with its store; a new worker consumes.
+	e = connectEngine(t, back())
+	second := newProcessor(t, e, cfg)
+	second.Handle("jobs.down", rec.handle)
+	second.run(t)
+	eventually(t, "JOBS empty", func() bool { return streamMsgs(t, e, queue.JobsStream) == 0 })
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var twice int
+	for _, n := range rec.seqs {
+		twice += n - 1
+	}
+	t.Logf("%d jobs, %d done, %d of them twice", jobs, len(rec.seqs), twice)
+	if len(rec.seqs) != jobs {
+		t.Errorf("%d of %d jobs done: %d lost", len(rec.seqs), jobs, jobs-len(rec.seqs))
+	}
+	if twice > cfg.Concurrency {
+		t.Errorf("%d jobs done twice, want at most the %d finished while the server was unreachable", twice, cfg.Concurrency)
+	}
+}
+
+// An idle processor whose server is gone has nothing to hand back or
+// acknowledge, and nothing can reach it through a connection that is down:
+// Stop returns at once, not after StopConfirmWait.
+func TestStopIdleWithServerDownReturnsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("shuts a NATS server down")
+	}
+	srv := runServer(t, serverOpts(t.TempDir()))
+	e := connectEngine(t, srv.ClientURL())
+	cfg := fastConfig()
+	cfg.StopConfirmWait = 5 * time.Second
+	p := newProcessor(t, e, cfg)
+	p.Handle("jobs.idle", (&recorder{}).handle)
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	eventually(t, "the connection lost", func() bool { return e.Conn().Status() == nats.RECONNECTING })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*cfg.StopConfirmWait)
+	defer cancel()
+	began := time.Now()
+	err := p.Stop(ctx)
+	took := time.Since(began)
+	t.Logf("Stop returned %s after it began: %v", took.Round(time.Millisecond), err)
+	if err != nil {
+		t.Errorf("Stop() = %v, want nil: nothing was left unconfirmed", err)
+	}
+	// A worker looks every refillCheck (20ms); a second covers a loaded
+	// machine and is far below StopConfirmWait.
+	if bound := time.Second; took > bound {
+		t.Errorf("Stop took %s, want within %s (StopConfirmWait %s)", took.Round(time.Millisecond), bound, cfg.StopConfirmWait)
+	}
+}
