@@ -57,8 +57,11 @@ type Processor struct {
 	running atomic.Int64
 	// handedBack counts the prefetched jobs given back at Stop.
 	handedBack atomic.Int64
-	stopping   chan struct{}
-	stopOnce   sync.Once
+	// stopping is stopCtx.Done(): closed by stopFetching, through stop.
+	stopping <-chan struct{}
+	stopCtx  context.Context
+	stop     context.CancelFunc
+	stopOnce sync.Once
 	// stopBegan is when stopping was closed; written before the close.
 	stopBegan time.Time
 	// unconfirmed counts the jobs settled while stopping whose outcome the
@@ -90,13 +93,16 @@ func New(eng *engine.Engine, cfg Config, log *slog.Logger, metrics *Metrics) (*P
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	stopCtx, stop := context.WithCancel(context.Background())
 	return &Processor{
 		eng:      eng,
 		cfg:      cfg,
 		log:      log.With("processor", processorLabel),
 		metrics:  metrics,
 		handlers: make(map[string]Handler),
-		stopping: make(chan struct{}),
+		stopping: stopCtx.Done(),
+		stopCtx:  stopCtx,
+		stop:     stop,
 		loopDone: make(chan struct{}),
 		err:      errors.New("queue processor not started"),
 	}, nil
@@ -217,7 +223,8 @@ func (p *Processor) Ready() error {
 // StopConfirmWait, with an error counting the jobs the server did not
 // confirm: they are not lost but delivered again after AckWait. Fetched jobs
 // are handed back as long as the connection is up, and at most for
-// StopConfirmWait; the rest, too, come back after AckWait.
+// StopConfirmWait; the rest, too, come back after AckWait. An attempt to
+// consume again (after the consumer went away) is abandoned at once.
 func (p *Processor) Stop(ctx context.Context) error {
 	if !p.started.Load() || p.handlerCtx == nil {
 		return nil
@@ -253,7 +260,7 @@ func (p *Processor) Stopping(context.Context) error {
 func (p *Processor) stopFetching() {
 	p.stopOnce.Do(func() {
 		p.stopBegan = time.Now()
-		close(p.stopping)
+		p.stop()
 		p.mu.Lock()
 		// Drain rather than Stop: the buffered jobs come out of the iterator
 		// and are handed back at once instead of waiting AckWait.
@@ -319,7 +326,8 @@ func (p *Processor) work(iter jetstream.MessagesContext, keep *keepSlot) error {
 }
 
 // resubscribe retries creating the consumer until it works or Stop; it
-// returns nil on Stop.
+// returns nil on Stop. Stop cuts an attempt short: a server that does not
+// answer would hold it, and Stop with it, for the attempt's whole timeout.
 func (p *Processor) resubscribe() jetstream.MessagesContext {
 	for {
 		select {
@@ -327,10 +335,13 @@ func (p *Processor) resubscribe() jetstream.MessagesContext {
 			return nil
 		case <-time.After(resubscribeWait):
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(p.stopCtx, 10*time.Second)
 		iter, err := p.subscribe(ctx)
 		cancel()
 		if err != nil {
+			if p.isStopping() {
+				return nil
+			}
 			p.log.Warn("queue processor cannot consume yet", "err", err)
 			continue
 		}

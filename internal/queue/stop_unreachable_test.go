@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -61,6 +62,12 @@ type silencer struct {
 	target string
 	silent atomic.Bool
 	wg     sync.WaitGroup
+
+	// swallowed is closed once the client sent, while silent, a chunk
+	// holding pattern (set before silence).
+	pattern   []byte
+	swallowed chan struct{}
+	once      sync.Once
 }
 
 func newSilencer(tb testing.TB, target string) *silencer {
@@ -69,7 +76,7 @@ func newSilencer(tb testing.TB, target string) *silencer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &silencer{ln: ln, target: target}
+	s := &silencer{ln: ln, target: target, swallowed: make(chan struct{})}
 	var mu sync.Mutex
 	var conns []net.Conn
 	s.wg.Go(func() {
@@ -86,8 +93,8 @@ func newSilencer(tb testing.TB, target string) *silencer {
 			mu.Lock()
 			conns = append(conns, c, up)
 			mu.Unlock()
-			s.wg.Go(func() { s.pipe(up, c) })
-			s.wg.Go(func() { s.pipe(c, up) })
+			s.wg.Go(func() { s.pipe(up, c, true) })
+			s.wg.Go(func() { s.pipe(c, up, false) })
 		}
 	})
 	tb.Cleanup(func() {
@@ -104,8 +111,11 @@ func newSilencer(tb testing.TB, target string) *silencer {
 
 func (s *silencer) url() string { return "nats://" + s.ln.Addr().String() }
 
-func (s *silencer) pipe(dst, src net.Conn) {
+// pipe copies src to dst until silence; fromClient marks the direction in
+// which swallowed watches for pattern.
+func (s *silencer) pipe(dst, src net.Conn, fromClient bool) {
 	buf := make([]byte, 32<<10)
+	var seen []byte // the last chunks while silent, for a pattern split across reads
 	for {
 		n, err := src.Read(buf)
 		if err != nil {
@@ -113,6 +123,13 @@ func (s *silencer) pipe(dst, src net.Conn) {
 			return
 		}
 		if s.silent.Load() {
+			if fromClient && s.pattern != nil {
+				seen = append(seen, buf[:n]...)
+				if bytes.Contains(seen, s.pattern) {
+					s.once.Do(func() { close(s.swallowed) })
+				}
+				seen = seen[max(0, len(seen)-len(s.pattern)):]
+			}
 			continue
 		}
 		if _, err := dst.Write(buf[:n]); err != nil {
@@ -297,5 +314,56 @@ func TestStopIdleWithServerDownReturnsAtOnce(t *testing.T) {
 	// machine and is far below StopConfirmWait.
 	if bound := time.Second; took > bound {
 		t.Errorf("Stop took %s, want within %s (StopConfirmWait %s)", took.Round(time.Millisecond), bound, cfg.StopConfirmWait)
+	}
+}
+
+// A processor whose consumer went away consumes again once it has created
+// the consumer anew; Stop must not wait for that creation, which a server
+// that does not answer holds until its own timeout (10 s).
+func TestStopWhileConsumingAgainWithServerSilentReturnsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("silences a NATS server")
+	}
+	srv := runServer(t, serverOpts(t.TempDir()))
+	sil := newSilencer(t, srv.Addr().String())
+	e := connectEngine(t, sil.url())
+	p := newProcessor(t, e, fastConfig())
+	p.Handle("jobs.again", (&recorder{}).handle)
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted while a pull waits, the iterator hears of it at once.
+	eventually(t, "a pull waiting", func() bool {
+		c, err := e.JetStream().Consumer(context.Background(), queue.JobsStream, queue.JobsConsumer)
+		return err == nil && c.CachedInfo().NumWaiting > 0
+	})
+	if err := e.JetStream().DeleteConsumer(context.Background(), queue.JobsStream, queue.JobsConsumer); err != nil {
+		t.Fatal(err)
+	}
+	// The processor notices at once, then pauses a second before creating
+	// the consumer again: the server goes silent meanwhile.
+	eventually(t, "the processor not consuming", func() bool {
+		err := p.Ready()
+		return err != nil && strings.Contains(err.Error(), "not consuming")
+	})
+	sil.pattern = []byte("$JS.API.STREAM.")
+	sil.silent.Store(true)
+	select {
+	case <-sil.swallowed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the processor never asked to create its stream again")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	began := time.Now()
+	err := p.Stop(ctx)
+	took := time.Since(began)
+	t.Logf("Stop returned %s after it began: %v", took.Round(time.Millisecond), err)
+	if err != nil {
+		t.Errorf("Stop() = %v, want nil: no job was running", err)
+	}
+	if bound := time.Second; took > bound {
+		t.Errorf("Stop took %s, want within %s", took.Round(time.Millisecond), bound)
 	}
 }
