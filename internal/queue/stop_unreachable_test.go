@@ -3,6 +3,7 @@ package queue_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -140,14 +141,16 @@ func (s *silencer) pipe(dst, src net.Conn, fromClient bool) {
 }
 
 // TestStopWithServerUnreachableReturnsPromptly stops a processor whose NATS
-// server became unreachable while two handlers were running and six fetched
-// jobs waited in its buffer, as when the whole cluster is down at a rollout:
+// server became unreachable while two handlers were running (one to succeed,
+// one to fail for good, to be dead-lettered) and six fetched jobs waited in
+// its buffer, as when the whole cluster is down at a rollout:
 // either the server is gone (the connection is down) or it is silent (the
 // connection is still up: a frozen node, a partition). Stop can neither hand
-// anything back nor have an acknowledgement confirmed, and must not wait for
-// that beyond StopConfirmWait after the handlers finished, far before the
-// host's deadline. Nothing may be lost: once the server answers again, every
-// job is done, at most the two whose acknowledgement never reached it twice.
+// anything back nor have an acknowledgement or a dead letter confirmed, and
+// must not wait for that beyond StopConfirmWait after the handlers finished,
+// far before the host's deadline. Nothing may be lost: once the server
+// answers again, every job is done, at most the one whose acknowledgement
+// never reached it twice.
 func TestStopWithServerUnreachableReturnsPromptly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts a NATS server")
@@ -216,10 +219,15 @@ func stopUnreachable(t *testing.T, e *engine.Engine, cut func(), back func() str
 	var rec recorder
 	running := make(chan struct{}, jobs)
 	release := make(chan struct{})
+	var failed atomic.Bool
 	first := newProcessor(t, e, cfg)
 	first.Handle("jobs.down", func(ctx context.Context, msg queue.Message) error {
 		running <- struct{}{}
 		<-release
+		if failed.CompareAndSwap(false, true) {
+			// Its copy to DLQ cannot be confirmed either.
+			return queue.Permanent(errors.New("malformed job"))
+		}
 		return rec.handle(ctx, msg)
 	})
 	publish(t, e, "jobs.down", jobs, jobBody)
@@ -247,19 +255,20 @@ func stopUnreachable(t *testing.T, e *engine.Engine, cut func(), back func() str
 		t.Errorf("Stop returned %s after the handlers finished (err %v), want within StopConfirmWait %s + %s",
 			afterRelease.Round(time.Millisecond), err, cfg.StopConfirmWait, slack)
 	}
-	// The process exits 1: the two jobs will run again.
+	// The process exits 1: the job done and the one failed will come again.
 	if want := fmt.Sprintf("%d jobs finished while stopping", cfg.Concurrency); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Stop() = %v, want an error counting the unconfirmed jobs (%q)", err, want)
 	}
 	if got := e.Conn().IsConnected(); got != connected {
 		t.Errorf("connection up = %t when Stop returned, want %t: not the case under test", got, connected)
 	}
-	if got := rec.calls(); got != cfg.Concurrency {
-		t.Fatalf("first processor finished %d jobs, want the %d running ones", got, cfg.Concurrency)
+	if got, want := rec.calls(), cfg.Concurrency-1; got != want {
+		t.Fatalf("first processor finished %d jobs, want %d: the running ones but the failed one", got, want)
 	}
 	closeEngine(t, e)
 
-	// The server answers again with its store; a new worker consumes.
+	// The server answers again with its store; a new worker consumes, and
+	// succeeds with the job that failed (its input fixed, say).
 	e = connectEngine(t, back())
 	second := newProcessor(t, e, cfg)
 	second.Handle("jobs.down", rec.handle)
@@ -276,8 +285,8 @@ func stopUnreachable(t *testing.T, e *engine.Engine, cut func(), back func() str
 	if len(rec.seqs) != jobs {
 		t.Errorf("%d of %d jobs done: %d lost", len(rec.seqs), jobs, jobs-len(rec.seqs))
 	}
-	if twice > cfg.Concurrency {
-		t.Errorf("%d jobs done twice, want at most the %d finished while the server was unreachable", twice, cfg.Concurrency)
+	if want := cfg.Concurrency - 1; twice > want {
+		t.Errorf("%d jobs done twice, want at most the %d done while the server was unreachable", twice, want)
 	}
 }
 
