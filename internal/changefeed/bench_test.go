@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // BenchmarkProcessor measures changes per second through one processor,
@@ -32,7 +33,7 @@ func BenchmarkProcessor(b *testing.B) {
 				}
 				return nil
 			}, nil)
-			eventually(b, 5*time.Second, "processor owns all partitions", func() bool { return len(p.Owned()) == partitions })
+			runtest.Eventually(b, 5*time.Second, "processor owns all partitions", func() bool { return len(p.Owned()) == partitions })
 
 			subjects := make([]string, 256)
 			for i := range subjects {
