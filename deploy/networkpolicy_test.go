@@ -92,7 +92,8 @@ type traffic struct {
 // each flow below is put to it with the rendered policies, and its verdict,
 // ingress and egress together, must be the one written here. The NATS
 // clients' flows are derived from the rendered Deployments that set
-// NATS__URL, so a service added to the tree is held to them too.
+// NATS__URL, and the scraper's from the workloads whose pods carry the
+// metrics label, so a service added to the tree is held to them too.
 func TestNetworkPoliciesAllowExactlyTheIntendedFlows(t *testing.T) {
 	cyclonus := analyzer(t, "cyclonus")
 	objs, dir := deployed(t)
@@ -134,7 +135,8 @@ func TestNetworkPoliciesAllowExactlyTheIntendedFlows(t *testing.T) {
 		nats        = ours("StatefulSet/nats")
 		gateway     = envoy("hostkit")
 		otherGW     = envoy("other")
-		prometheus  = pod("monitoring", map[string]string{"app.kubernetes.io/name": "prometheus"})
+		prometheus  = pod(scraperNamespace, scraperLabels)
+		notScraper  = pod(scraperNamespace, map[string]string{"app.kubernetes.io/name": "grafana"})
 		strangerIn  = pod("hostkit", map[string]string{"run": "debug"})
 		strangerOut = pod("default", map[string]string{"run": "debug"})
 		kubeDNS     = pod("kube-system", map[string]string{"k8s-app": "kube-dns"})
@@ -160,9 +162,6 @@ func TestNetworkPoliciesAllowExactlyTheIntendedFlows(t *testing.T) {
 	flows := []flow{
 		tcp("gateway -> pingapi http", gateway, pingapi, "Deployment/pingapi", "http", true),
 		tcp("nats -> nats route", nats, nats, "StatefulSet/nats", "cluster", true),
-		tcp("scraper -> pingapi metrics", prometheus, pingapi, "Deployment/pingapi", "http", true),
-		tcp("scraper -> worker metrics", prometheus, worker, "Deployment/worker", "http", true),
-		tcp("scraper -> nats monitor", prometheus, nats, "StatefulSet/nats", "monitor", true),
 		{"nats -> DNS", nats, kubeDNS, 53, "dns", "UDP", true},
 
 		tcp("pod in another namespace -> pingapi", strangerOut, pingapi, "Deployment/pingapi", "http", false),
@@ -201,6 +200,27 @@ func TestNetworkPoliciesAllowExactlyTheIntendedFlows(t *testing.T) {
 	for _, name := range slices.Sorted(maps.Keys(objs.deployments)) {
 		flows = append(flows, tcp("nats -> "+name, nats, ours("Deployment/"+name), "Deployment/"+name, "http", false))
 	}
+	// The scraper, and only it, reads the metrics ports of every pod with
+	// the metrics label: the template's and any a team adds.
+	targets := scraped(objs)
+	for _, id := range []string{"Deployment/pingapi", "Deployment/worker", "StatefulSet/nats"} {
+		if !slices.Contains(targets, id) {
+			t.Fatalf("workloads with the label %s: %q = %v, want %s among them", metricsLabel, metricsLabelValue, targets, id)
+		}
+	}
+	servers := metricsServers(objs)
+	for _, id := range targets {
+		for _, p := range servers[id] {
+			flows = append(flows,
+				tcp("scraper -> "+id+" "+p.Name, prometheus, ours(id), id, p.Name, true),
+				tcp("other pod in "+scraperNamespace+" -> "+id+" "+p.Name, notScraper, ours(id), id, p.Name, false),
+			)
+		}
+	}
+	// By the label alone, not by name: a new service's pods carrying it are
+	// scraped before any policy hears of them.
+	added := pod("hostkit", map[string]string{"app.kubernetes.io/name": "added-by-a-team", metricsLabel: metricsLabelValue})
+	flows = append(flows, flow{"scraper -> a new service with the label", prometheus, added, 8091, "http", "TCP", true})
 	var query []traffic
 	for _, f := range flows {
 		query = append(query, traffic{f.from, f.to, f.port, f.portName, f.proto})

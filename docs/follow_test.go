@@ -94,6 +94,10 @@ func TestFollowTheGuide(t *testing.T) {
 		}
 		waitOK(t, "http://"+addr+probe.HTTPGet.Path)
 	}
+	// The guide says the scraper reads /metrics on the http port, the port
+	// the Deployment names http (checkDeployment): the copy's deploy tests
+	// below check that the policies let it in.
+	waitOK(t, "http://"+addr+"/metrics")
 
 	host, _ := os.Hostname()
 	key, _, _ := strings.Cut(host, ".")

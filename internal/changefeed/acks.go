@@ -166,6 +166,14 @@ func (a *acks) close() {
 // wait waits, within ctx and the answer bound, until done holds or fails;
 // done is called with a.mu held.
 func (a *acks) wait(ctx context.Context, done func() (bool, error)) error {
+	// Nearly always the answer is in already: decide before paying for a
+	// timer.
+	a.mu.Lock()
+	ok, err := done()
+	a.mu.Unlock()
+	if ok || err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	for {

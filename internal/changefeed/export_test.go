@@ -1,6 +1,10 @@
 package changefeed
 
-import "time"
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 // SkewClock moves p's monotonic clock forward by d, the way a process that
 // was stopped (SIGSTOP) for d finds its clock on resuming.
@@ -35,3 +39,6 @@ func Assign(leases []Lease, members []string) []string {
 	}
 	return assign(leases, memberList(members, members[0]))
 }
+
+// ConsumerConfig is partition p's durable consumer configuration.
+func ConsumerConfig(cfg Config, p int) jetstream.ConsumerConfig { return consumerConfig(cfg, p) }

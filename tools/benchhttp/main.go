@@ -7,8 +7,15 @@
 // on pingapi's GET /pingpong/ping with its default configuration, its log
 // (access log included) going to a file.
 //
+// A third server, "floor", is bare plus what the kit's default must do on
+// top for every request: one slog JSON access line, written through
+// host.AsyncWriter to a file. floor/bare is the most any server that logs
+// every request can reach here, and kit/floor what the rest of the kit's
+// stack costs.
+//
 //	benchhttp -bin bin/pingapi -path /pingpong/ping [-rounds 5] [-duration 5s] [-traced] [-base OLDBIN]
-//	benchhttp -serve-bare ADDR   (the bare server; benchhttp runs itself so)
+//	benchhttp -serve-bare ADDR    (the bare server; benchhttp runs itself so)
+//	benchhttp -serve-floor ADDR   (bare with an access line per request on stderr)
 package main
 
 import (
@@ -18,16 +25,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hostkit/hostkit/internal/host"
 )
 
 func main() {
@@ -43,6 +55,7 @@ type options struct {
 	duration           time.Duration
 	serverCPU, loadCPU string
 	serveBare          string
+	serveFloor         string
 	extraArgs          string
 	base               string
 	traced             bool
@@ -63,23 +76,57 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.base, "base", "", "an earlier build of the binary to compare with (tracing off)")
 	fs.BoolVar(&o.traced, "traced", false, "also run the binary with tracing on, always sampled, exporting to a local OTLP receiver")
 	fs.StringVar(&o.serveBare, "serve-bare", "", "serve the bare handler on this address and do nothing else")
+	fs.StringVar(&o.serveFloor, "serve-floor", "", "serve the bare handler with a JSON access line per request on stderr, on this address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if o.serveBare != "" {
-		return serveBare(o.serveBare, o.path)
+		return http.ListenAndServe(o.serveBare, bareMux(o.path, nil))
+	}
+	if o.serveFloor != "" {
+		return serveFloor(o.serveFloor, o.path)
 	}
 	return compare(o, out)
 }
 
-// serveBare is the ceiling: net/http answering the same body, no middleware.
-func serveBare(addr, path string) error {
+// bareMux is the ceiling: net/http answering the same body, no middleware.
+// With a logger, it also logs each request's line after answering.
+func bareMux(path string, log *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
+	var seq atomic.Uint64
 	mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "Pong")
+		if log != nil {
+			// The kit's access line: the same message and attributes.
+			log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+				slog.String("request_id", "floor-"+strconv.FormatUint(seq.Add(1), 10)),
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", http.StatusOK), slog.Duration("duration", time.Since(start)))
+		}
 	})
-	return http.ListenAndServe(addr, mux)
+	return mux
+}
+
+// serveFloor serves bareMux with an access log as the kit's default writes
+// it: JSON on stderr (a file here) through host.AsyncWriter, flushed on
+// SIGTERM.
+func serveFloor(addr, path string) error {
+	aw := host.NewAsyncWriter(os.Stderr, host.DefaultLogBuffer)
+	log := slog.New(slog.NewJSONHandler(aw, nil)).With("app", "floor")
+	srv := &http.Server{Addr: addr, Handler: bareMux(path, log)}
+	errs := make(chan error, 1)
+	go func() { errs <- srv.ListenAndServe() }()
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	select {
+	case err := <-errs:
+		return err
+	case <-term:
+	}
+	_ = srv.Close()
+	return aw.Close(context.Background())
 }
 
 // result is one wrk run.
@@ -120,6 +167,18 @@ func compare(o options, out io.Writer) error {
 		return err
 	}
 	defer stop(bare)
+	floorLog, err := os.CreateTemp("", "benchhttp-floor-*.log")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(floorLog.Name())
+	defer floorLog.Close()
+	targets = append(targets, &target{name: "floor", addr: freeAddr()})
+	floor, err := startPinned(o.serverCPU, floorLog, nil, self, "-serve-floor", targets[1].addr, "-path", o.path)
+	if err != nil {
+		return err
+	}
+	defer stop(floor)
 	logf, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
@@ -204,6 +263,8 @@ func compare(o options, out io.Writer) error {
 		fmt.Fprintf(out, "median %-6s %6.0f req/s  p99 %s\n", t.name, m.rps, m.p99)
 	}
 	ratio(out, byName["kit"], byName["bare"], "default config vs bare net/http")
+	ratio(out, byName["floor"], byName["bare"], "bare + a slog JSON access line per request to a file vs bare: the most a server logging every request reaches")
+	ratio(out, byName["kit"], byName["floor"], "default config vs that floor: the rest of the stack")
 	ratio(out, byName["kit"], byName["base"], "this build vs base build (tracing off)")
 	ratio(out, byName["traced"], byName["kit"], "tracing on (always sampled, local OTLP receiver) vs off")
 	lines, err := countLines(o.logFile)
