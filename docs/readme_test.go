@@ -1,18 +1,17 @@
 package docs_test
 
 import (
-	"bytes"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // readme returns the README and its sh code blocks.
@@ -65,24 +64,6 @@ func TestREADMEOpensWithRunAndTest(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestQuickStartRuns runs the README's quick start as a newcomer would:
 // make run, every command of the quick start against it, then Ctrl-C, after
 // which both services must have stopped cleanly.
@@ -115,7 +96,7 @@ func TestQuickStartRuns(t *testing.T) {
 	// The README's ports (8080, 8090, 4222) may be taken on this machine:
 	// the services run on free loopback ports, through make run's
 	// variables, and the commands are pointed at them.
-	pingapi, worker, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	pingapi, worker, natsAddr := runtest.FreeAddr(t), runtest.FreeAddr(t), runtest.FreeAddr(t)
 	ports := strings.NewReplacer("localhost:8080", pingapi, "localhost:8090", worker)
 	cmd := exec.Command("make", "--no-print-directory", "run",
 		"NATS_ADDR="+natsAddr,
@@ -123,7 +104,7 @@ func TestQuickStartRuns(t *testing.T) {
 		"PINGAPI_FLAGS=--http.addr="+pingapi)
 	cmd.Dir = repoRoot
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C goes to the whole group
-	var out syncBuffer
+	var out runtest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -169,7 +150,7 @@ func TestQuickStartRuns(t *testing.T) {
 	}
 }
 
-func waitReady(tb testing.TB, url string, exited <-chan error, out *syncBuffer) {
+func waitReady(tb testing.TB, url string, exited <-chan error, out *runtest.Buffer) {
 	tb.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	client := &http.Client{Timeout: time.Second}
@@ -188,15 +169,4 @@ func waitReady(tb testing.TB, url string, exited <-chan error, out *syncBuffer) 
 		time.Sleep(50 * time.Millisecond)
 	}
 	tb.Fatalf("%s not ready within 3 minutes:\n%s", url, out.String())
-}
-
-// freeAddr returns 127.0.0.1:port with a port that was free a moment ago.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/hostkit/hostkit/internal/engine"
 	"github.com/hostkit/hostkit/internal/queue"
 	"github.com/hostkit/hostkit/internal/rollout"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // pingapi is the binary under test, built once by TestMain.
@@ -79,18 +80,6 @@ func getAsync(url string) <-chan result {
 	return ch
 }
 
-// poll calls cond every millisecond until it holds or ctx ends.
-func poll(ctx context.Context, tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			tb.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
 // inFlight sums http_server_active_requests over the methods from /metrics;
 // the scrape itself counts.
 func inFlight(url string) int {
@@ -121,13 +110,13 @@ func TestSIGTERMDrainsSlowRequest(t *testing.T) {
 	inst := start(ctx, t, "--host.shutdown_delay="+delay.String(), "--host.shutdown_timeout=3s")
 
 	slow := getAsync(inst.URL + "/pingpong/ping?delay=1800ms")
-	poll(ctx, t, "the slow request to be in flight", func() bool { return inFlight(inst.URL) == 2 })
+	runtest.Poll(ctx, t, "the slow request to be in flight", func() bool { return inFlight(inst.URL) == 2 })
 	signalled := time.Now()
 	if err := inst.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 
-	poll(ctx, t, "readiness to fail", func() bool { return get(inst.URL+"/healthz/ready").status == 503 })
+	runtest.Poll(ctx, t, "readiness to fail", func() bool { return get(inst.URL+"/healthz/ready").status == 503 })
 	if since := time.Since(signalled); since >= delay {
 		t.Fatalf("readiness failed %s after SIGTERM, not within the %s delay", since, delay)
 	}
@@ -164,7 +153,7 @@ func TestSIGTERMShutdownTimeoutExitsOne(t *testing.T) {
 	inst := start(ctx, t, "--host.shutdown_delay=0s", "--host.shutdown_timeout=200ms")
 
 	slow := getAsync(inst.URL + "/pingpong/ping?delay=30s")
-	poll(ctx, t, "the slow request to be in flight", func() bool { return inFlight(inst.URL) == 2 })
+	runtest.Poll(ctx, t, "the slow request to be in flight", func() bool { return inFlight(inst.URL) == 2 })
 	if err := inst.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +247,7 @@ func TestJobsReachNATS(t *testing.T) {
 	inst := start(ctx, t, "--nats.url=nats://"+cfg.Addr)
 
 	var r result
-	poll(ctx, t, "the job to be accepted", func() bool {
+	runtest.Poll(ctx, t, "the job to be accepted", func() bool {
 		r = post(inst.URL+"/pingpong/jobs", `{"id":"e2e-1","work":"5ms"}`)
 		return r.status != http.StatusServiceUnavailable // until the publisher has connected
 	})

@@ -11,6 +11,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/hostkit/hostkit/internal/rollout"
+	"github.com/hostkit/hostkit/internal/runtest"
 	"github.com/hostkit/hostkit/internal/telemetry/telemetrytest"
 )
 
@@ -61,7 +62,7 @@ func TestOneTraceFromRequestToJob(t *testing.T) {
 	api := start(ctx, t, "--nats.url=nats://"+natsAddr)
 
 	var r result
-	poll(ctx, t, "the job to be accepted", func() bool {
+	runtest.Poll(ctx, t, "the job to be accepted", func() bool {
 		r = post(api.URL+"/pingpong/jobs", `{"id":"traced-1","work":"1ms"}`)
 		return r.status != http.StatusServiceUnavailable
 	})
@@ -109,7 +110,7 @@ func TestOneTraceFromRequestToJob(t *testing.T) {
 	// The span ends after the job's line is written, and a worker's log
 	// writes through: the line is in the pipe before the span is exported.
 	var jobTrace, jobSpan string
-	poll(ctx, t, "the worker's job line", func() bool {
+	runtest.Poll(ctx, t, "the worker's job line", func() bool {
 		for line := range strings.Lines(w.Log()) {
 			var m map[string]any
 			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "job" && m["outcome"] == "done" {

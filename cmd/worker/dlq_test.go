@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // runDLQ runs `worker dlq args...` and checks its exit code.
@@ -30,7 +31,7 @@ func TestDLQListAndReplay(t *testing.T) {
 		t.Fatalf("list of an empty DLQ = %q", out)
 	}
 	runPublish(ctx, t, 0, "--url", url, "--id", "bad-{{n}}", "--count", "3", "jobs.ping", `not json {{n}}`)
-	poll(ctx, t, "3 dead letters", func() bool { return streamMsgs(t, js, queue.DLQStream) == 3 })
+	runtest.Poll(ctx, t, "3 dead letters", func() bool { return streamMsgs(t, js, queue.DLQStream) == 3 })
 
 	out := runDLQ(ctx, t, 0, "list", "--url", url)
 	for _, want := range []string{"bad-1", "bad-2", "bad-3", "jobs.ping", "malformed JSON", "3 dead letter(s)"} {
@@ -45,7 +46,7 @@ func TestDLQListAndReplay(t *testing.T) {
 	if !strings.Contains(out, "1 dead letter(s) replayed") {
 		t.Fatalf("replay output = %q", out)
 	}
-	poll(ctx, t, "the replayed job handled", func() bool {
+	runtest.Poll(ctx, t, "the replayed job handled", func() bool {
 		for _, rec := range jobRecords(inst, "dead-lettered") {
 			if strings.HasPrefix(rec["msg_id"].(string), "replay-") && strings.HasSuffix(rec["msg_id"].(string), "-bad-2") {
 				return true
@@ -53,7 +54,7 @@ func TestDLQListAndReplay(t *testing.T) {
 		}
 		return false
 	})
-	poll(ctx, t, "3 dead letters again", func() bool { return streamMsgs(t, js, queue.DLQStream) == 3 })
+	runtest.Poll(ctx, t, "3 dead letters again", func() bool { return streamMsgs(t, js, queue.DLQStream) == 3 })
 
 	runDLQ(ctx, t, 1, "replay", "--url", url, "no-such-id")
 	runDLQ(ctx, t, 2, "replay", "--url", url)
@@ -64,5 +65,5 @@ func TestDLQListAndReplay(t *testing.T) {
 		t.Fatalf("replay --all output = %q", out)
 	}
 	// 3 at first, bad-2 replayed alone, then the 3 replayed together.
-	poll(ctx, t, "7 dead-letterings in all", func() bool { return len(jobRecords(inst, "dead-lettered")) == 7 })
+	runtest.Poll(ctx, t, "7 dead-letterings in all", func() bool { return len(jobRecords(inst, "dead-lettered")) == 7 })
 }

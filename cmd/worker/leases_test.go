@@ -15,6 +15,7 @@ import (
 
 	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/rollout"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // The change feed's lease requirement, checked with two real worker
@@ -64,12 +65,12 @@ func startPair(ctx context.Context, t *testing.T, ttl time.Duration) leasePair {
 		"--nats.embedded.addr=127.0.0.1:0",
 		"--nats.embedded.store_dir="+filepath.Join(t.TempDir(), "nats"))...)
 	url := natsURL(t, a)
-	poll(ctx, t, "A to own every partition", func() bool { return leasesOwned(a) == partitions })
+	runtest.Poll(ctx, t, "A to own every partition", func() bool { return leasesOwned(a) == partitions })
 
 	launched := time.Now()
 	b := start(ctx, t, append(leaseArgs("b", ttl), "--nats.url="+url)...)
 	ready := time.Now()
-	poll(ctx, t, "an even split", func() bool {
+	runtest.Poll(ctx, t, "an even split", func() bool {
 		return leasesOwned(a) == partitions/2 && leasesOwned(b) == partitions/2
 	})
 	t.Logf("split %d/%d reached %s after B was launched (%s after it was ready); B stole %d leases from A",
@@ -96,7 +97,7 @@ func TestSIGTERMedPeerReleasesItsLeasesWithinARenewInterval(t *testing.T) {
 	if err := p.b.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	poll(ctx, t, "A to own every partition", func() bool { return leasesOwned(p.a) == partitions })
+	runtest.Poll(ctx, t, "A to own every partition", func() bool { return leasesOwned(p.a) == partitions })
 	owned := time.Now()
 	if code, err := p.b.Wait(ctx); err != nil || code != 0 {
 		t.Fatalf("B exit after SIGTERM = %d, %v; want 0", code, err)
@@ -116,7 +117,7 @@ func TestSIGTERMedPeerReleasesItsLeasesWithinARenewInterval(t *testing.T) {
 	// A free lease has no owner: "from" is empty. A lease taken from "b"
 	// would mean B's lease expired or was stolen instead of released. The
 	// log reaches the test through a pipe: wait for the lines to arrive.
-	poll(ctx, t, "A's acquisitions logged", func() bool {
+	runtest.Poll(ctx, t, "A's acquisitions logged", func() bool {
 		return len(records(p.a, "change feed lease acquired")) >= seen+partitions/2
 	})
 	taken := acquiredFrom(p.a, seen, "")
@@ -144,7 +145,7 @@ func TestSIGKILLedPeersLeasesAreTakenOverAfterTheTTL(t *testing.T) {
 	if code, err := p.b.Wait(ctx); err != nil || code != -1 {
 		t.Fatalf("B exit after SIGKILL = %d, %v; want -1 (killed by a signal)", code, err)
 	}
-	poll(ctx, t, "A to own every partition", func() bool { return leasesOwned(p.a) == partitions })
+	runtest.Poll(ctx, t, "A to own every partition", func() bool { return leasesOwned(p.a) == partitions })
 	took := time.Since(killed)
 	t.Logf("A owned all %d partitions %s after B was killed (lease TTL %s, renew interval %s)",
 		partitions, took.Round(time.Millisecond), ttl, renewInterval)
@@ -166,7 +167,7 @@ func TestSIGKILLedPeersLeasesAreTakenOverAfterTheTTL(t *testing.T) {
 	}
 	// The gauge moves after each line is written, but the log reaches the
 	// test through a pipe: wait for the lines to arrive.
-	poll(ctx, t, "A's acquisitions logged", func() bool {
+	runtest.Poll(ctx, t, "A's acquisitions logged", func() bool {
 		return len(records(p.a, "change feed lease acquired")) >= seen+partitions/2
 	})
 	taken := acquiredFrom(p.a, seen, "b")
@@ -191,13 +192,13 @@ func processesEveryPartition(ctx context.Context, t *testing.T, inst *rollout.In
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	poll(ctx, t, "publisher connected", func() bool { return pub.Ready() == nil })
+	runtest.Poll(ctx, t, "publisher connected", func() bool { return pub.Ready() == nil })
 	for i := range keys {
 		if err := pub.Publish(ctx, fmt.Sprintf("changes.key-%d", i), []byte(`{"v":1}`)); err != nil {
 			t.Fatalf("publish change %d: %v", i, err)
 		}
 	}
-	poll(ctx, t, "the changes processed", func() bool { return changesProcessed(t, inst)-before >= keys })
+	runtest.Poll(ctx, t, "the changes processed", func() bool { return changesProcessed(t, inst)-before >= keys })
 
 	// The metric can run ahead of the log lines still in the pipe: wait,
 	// within ctx, for a line from every partition taken over.

@@ -21,6 +21,7 @@ import (
 	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/queue"
 	"github.com/hostkit/hostkit/internal/rollout"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // worker is the binary under test, built once by TestMain.
@@ -163,23 +164,11 @@ func publishJobs(ctx context.Context, tb testing.TB, url string, n int, work str
 		tb.Fatal(err)
 	}
 	defer pub.Close()
-	poll(ctx, tb, "publisher connected", func() bool { return pub.Ready() == nil })
+	runtest.Poll(ctx, tb, "publisher connected", func() bool { return pub.Ready() == nil })
 	for i := range n {
 		body := fmt.Sprintf(`{"id":"%d","work":%q}`, i+1, work)
 		if err := pub.Publish(ctx, "jobs.ping", []byte(body)); err != nil {
 			tb.Fatalf("publish job %d: %v", i+1, err)
-		}
-	}
-}
-
-// poll checks cond every few milliseconds until it holds or ctx ends.
-func poll(ctx context.Context, tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			tb.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
@@ -196,7 +185,7 @@ func interruptAndRestart(t *testing.T, sig syscall.Signal, wantExit int, extra .
 
 	first := start(ctx, t, testArgs(store, extra...)...)
 	publishJobs(ctx, t, natsURL(t, first), n, "20ms")
-	poll(ctx, t, "a fifth of the jobs done", func() bool { return len(doneJobs(first)) >= n/5 })
+	runtest.Poll(ctx, t, "a fifth of the jobs done", func() bool { return len(doneJobs(first)) >= n/5 })
 	if err := first.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +207,7 @@ func interruptAndRestart(t *testing.T, sig syscall.Signal, wantExit int, extra .
 	// hand back at its stop would not come back in time.
 	drainCtx, cancelDrain := context.WithTimeout(ctx, 20*time.Second)
 	defer cancelDrain()
-	poll(drainCtx, t, "JOBS empty", func() bool { return streamMsgs(t, js, queue.JobsStream) == 0 })
+	runtest.Poll(drainCtx, t, "JOBS empty", func() bool { return streamMsgs(t, js, queue.JobsStream) == 0 })
 	if got := streamMsgs(t, js, queue.DLQStream); got != 0 {
 		t.Errorf("DLQ holds %d jobs, want 0", got)
 	}
@@ -264,7 +253,7 @@ func TestFailingJobLandsInDLQWithItsError(t *testing.T) {
 	runPublish(ctx, t, 0, "--url", url, "jobs.ping", `{"id":"doomed","fail":"disk on fire"}`)
 
 	js := connect(t, url)
-	poll(ctx, t, "a dead letter", func() bool { return streamMsgs(t, js, queue.DLQStream) == 1 })
+	runtest.Poll(ctx, t, "a dead letter", func() bool { return streamMsgs(t, js, queue.DLQStream) == 1 })
 	s, err := js.Stream(ctx, queue.DLQStream)
 	if err != nil {
 		t.Fatal(err)
@@ -329,9 +318,9 @@ func TestPublishWithFixedIDsStoresOnce(t *testing.T) {
 	if !strings.Contains(out, "(20 already stored under the same id)") {
 		t.Errorf("rerun output %q does not report 20 duplicates", out)
 	}
-	poll(ctx, t, "20 jobs done", func() bool { return len(doneJobs(inst)) >= 20 })
+	runtest.Poll(ctx, t, "20 jobs done", func() bool { return len(doneJobs(inst)) >= 20 })
 	js := connect(t, url)
-	poll(ctx, t, "JOBS empty", func() bool { return streamMsgs(t, js, queue.JobsStream) == 0 })
+	runtest.Poll(ctx, t, "JOBS empty", func() bool { return streamMsgs(t, js, queue.JobsStream) == 0 })
 	if got := len(doneJobs(inst)); got != 20 {
 		t.Fatalf("%d jobs done, want 20", got)
 	}
@@ -354,10 +343,10 @@ func TestPublishSubcommand(t *testing.T) {
 	if !strings.Contains(out, "published 5 message(s) on jobs.ping") {
 		t.Errorf("output %q does not report 5 messages", out)
 	}
-	poll(ctx, t, "5 jobs done", func() bool { return len(doneJobs(inst)) == 5 })
+	runtest.Poll(ctx, t, "5 jobs done", func() bool { return len(doneJobs(inst)) == 5 })
 
 	runPublish(ctx, t, 0, "--url", url, "--count", "3", "changes.order-7", `{"v":{{n}}}`)
-	poll(ctx, t, "3 changes handled", func() bool {
+	runtest.Poll(ctx, t, "3 changes handled", func() bool {
 		n := 0
 		for _, rec := range records(inst, "change") {
 			if rec["key"] == "order-7" {
@@ -380,7 +369,7 @@ func TestPublishErrors(t *testing.T) {
 		{"no subject", nil, 2, "want SUBJECT"},
 		{"wildcard subject", []string{"jobs.*"}, 2, "invalid subject"},
 		{"zero count", []string{"--count", "0", "jobs.ping"}, 2, "--count"},
-		{"no server", []string{"--url", "nats://" + freeAddr(t), "--timeout", "200ms", "jobs.ping"}, 1, "no NATS server"},
+		{"no server", []string{"--url", "nats://" + runtest.FreeAddr(t), "--timeout", "200ms", "jobs.ping"}, 1, "no NATS server"},
 		{"empty URL", []string{"--url", "", "jobs.ping"}, 2, "--url"},
 		{"malformed URL", []string{"--url", "nats://[::1", "jobs.ping"}, 2, "--url"},
 		{"HTTP URL", []string{"--url", "http://127.0.0.1:4222", "jobs.ping"}, 2, "scheme"},
@@ -399,16 +388,6 @@ func TestPublishErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // runWorker runs the worker to its end and returns the exit code and output.

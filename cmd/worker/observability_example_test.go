@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hostkit/hostkit/internal/rollout"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // TestDashboardAndAlertsNameExportedMetrics runs the real worker and
@@ -60,7 +61,7 @@ func TestDashboardAndAlertsNameExportedMetrics(t *testing.T) {
 	}
 
 	exported := map[string]bool{}
-	poll(ctx, t, "the DLQ and change feed metrics", func() bool {
+	runtest.Poll(ctx, t, "the DLQ and change feed metrics", func() bool {
 		clear(exported)
 		for _, inst := range []*rollout.Instance{w, api} {
 			for name := range scrapeNames(t, inst.URL) {

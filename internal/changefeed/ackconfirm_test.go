@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // slowUplink forwards TCP connections to addr, delaying every byte a client
@@ -128,7 +129,7 @@ func TestChangeOfAKeyWaitsForTheKeysLastAcknowledgement(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop(context.Background())
-	eventually(t, 10*time.Second, "owns the partition", func() bool { return len(p.Owned()) == 1 })
+	runtest.Eventually(t, 10*time.Second, "owns the partition", func() bool { return len(p.Owned()) == 1 })
 	// Two keys, in turns: each change follows one of the other key, whose
 	// acknowledgement may still be on its way, and one of its own.
 	const n = 6

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // TestAcquisitionWhoseAnswerIsLostKeepsTheLease: the server applies the
@@ -60,7 +61,7 @@ func TestAcquisitionWhoseAnswerIsLostKeepsTheLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop(context.Background())
-	eventually(t, 5*time.Second, "owns all", func() bool { return len(p.Owned()) == 16 })
+	runtest.Eventually(t, 5*time.Second, "owns all", func() bool { return len(p.Owned()) == 16 })
 	if !dropped.Load() {
 		t.Fatal("no acquisition of lease 0 went through the proxy")
 	}
@@ -70,7 +71,7 @@ func TestAcquisitionWhoseAnswerIsLostKeepsTheLease(t *testing.T) {
 		publish(t, js, fmt.Sprintf("k%d", i), "1")
 	}
 	var token uint64
-	eventually(t, 5*time.Second, "a change of partition 0", func() bool {
+	runtest.Eventually(t, 5*time.Second, "a change of partition 0", func() bool {
 		for _, c := range r.handled() {
 			if c.Partition == 0 {
 				token = c.FencingToken

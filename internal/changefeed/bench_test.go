@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // BenchmarkProcessor measures changes per second through one processor,
@@ -42,7 +43,7 @@ func BenchmarkProcessor(b *testing.B) {
 				}
 				return nil
 			}, nil)
-			eventually(b, 5*time.Second, "processor owns all partitions", func() bool { return len(p.Owned()) == partitions })
+			runtest.Eventually(b, 5*time.Second, "processor owns all partitions", func() bool { return len(p.Owned()) == partitions })
 
 			cpu0 := cpuTime(b)
 			b.ResetTimer()

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // journal records the changes a handler completed, per key.
@@ -75,7 +76,7 @@ func TestChangesHandledOnceInKeyOrderAcrossRebalancing(t *testing.T) {
 		return nil
 	}
 	a, _ := startProcessor(t, s, testConfig("a"), handler, nil)
-	eventually(t, 5*time.Second, "first processor owns all", func() bool { return len(a.Owned()) == 16 })
+	runtest.Eventually(t, 5*time.Second, "first processor owns all", func() bool { return len(a.Owned()) == 16 })
 
 	published := make(chan struct{})
 	go func() {
@@ -92,10 +93,10 @@ func TestChangesHandledOnceInKeyOrderAcrossRebalancing(t *testing.T) {
 	}()
 	// A second processor joining mid-stream moves half of the partitions
 	// while changes flow.
-	eventually(t, 5*time.Second, "some changes handled", func() bool { return j.count() > 0 })
+	runtest.Eventually(t, 5*time.Second, "some changes handled", func() bool { return j.count() > 0 })
 	b, _ := startProcessor(t, s, testConfig("b"), handler, nil)
 	<-published
-	eventually(t, 20*time.Second, "all changes handled", func() bool { return j.count() >= keys*perKey })
+	runtest.Eventually(t, 20*time.Second, "all changes handled", func() bool { return j.count() >= keys*perKey })
 	if len(b.Owned()) == 0 {
 		t.Error("second processor never took a partition")
 	}
@@ -139,7 +140,7 @@ func TestLostLeaseCancelsHandlerAndRedelivers(t *testing.T) {
 		return ctx.Err()
 	}
 	a, _ := startProcessor(t, s, testConfig("a"), handler, nil)
-	eventually(t, 5*time.Second, "processor owns all", func() bool { return len(a.Owned()) == 16 })
+	runtest.Eventually(t, 5*time.Second, "processor owns all", func() bool { return len(a.Owned()) == 16 })
 	publish(t, js, "slow", "1")
 	c := receive(t, started, 5*time.Second, "handler start")
 
@@ -152,7 +153,7 @@ func TestLostLeaseCancelsHandlerAndRedelivers(t *testing.T) {
 	// The owner renews every renew interval: an intruder that read a
 	// revision just before a renewal tries again.
 	var stolen time.Time
-	eventually(t, 5*time.Second, "intruder takes the lease", func() bool {
+	runtest.Eventually(t, 5*time.Second, "intruder takes the lease", func() bool {
 		e, err := kv.Get(context.Background(), key)
 		if err != nil {
 			t.Fatal(err)
@@ -209,7 +210,7 @@ func TestStartFrom(t *testing.T) {
 			publish(t, js, "k", "new-2")
 			// One key, one partition, in order: once new-2 is handled,
 			// any old change that was due has been handled too.
-			eventually(t, 5*time.Second, "new-2 handled", func() bool { return slices.Contains(j.values("k"), "new-2") })
+			runtest.Eventually(t, 5*time.Second, "new-2 handled", func() bool { return slices.Contains(j.values("k"), "new-2") })
 			if got := j.values("k"); !slices.Equal(got, tt.want) {
 				t.Fatalf("handled %v, want %v", got, tt.want)
 			}
@@ -227,7 +228,7 @@ func TestExistingConsumerKeepsItsCheckpoint(t *testing.T) {
 	first, _ := startProcessor(t, s, testConfig("a"), record, nil)
 	publish(t, js, "k", "1")
 	publish(t, js, "k", "2")
-	eventually(t, 5*time.Second, "first changes handled", func() bool { return j.count() == 2 })
+	runtest.Eventually(t, 5*time.Second, "first changes handled", func() bool { return j.count() == 2 })
 	if err := first.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func TestExistingConsumerKeepsItsCheckpoint(t *testing.T) {
 	cfg.StartFrom = changefeed.StartNow // must not skip 3: the consumer exists
 	startProcessor(t, s, cfg, record, nil)
 	publish(t, js, "k", "4")
-	eventually(t, 5*time.Second, "later changes handled", func() bool { return slices.Contains(j.values("k"), "4") })
+	runtest.Eventually(t, 5*time.Second, "later changes handled", func() bool { return slices.Contains(j.values("k"), "4") })
 	if got, want := j.values("k"), []string{"1", "2", "3", "4"}; !slices.Equal(got, want) {
 		t.Fatalf("handled %v, want %v", got, want)
 	}

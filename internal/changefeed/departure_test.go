@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // TestCrashedPeersLeasesAreTakenWithoutWaitingToSettle kills a peer (its
@@ -34,7 +35,7 @@ func TestCrashedPeersLeasesAreTakenWithoutWaitingToSettle(t *testing.T) {
 	_, js := connect(t, s)
 	a, _ := startProcessor(t, s, cfg("a"), ignore, nil)
 	b, bConn := startProcessor(t, s, cfg("b"), ignore, nil)
-	eventually(t, 10*time.Second, "8/8 split", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	runtest.Eventually(t, 10*time.Second, "8/8 split", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
 	kv, err := js.KeyValue(context.Background(), changefeed.LeaseBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -117,15 +118,15 @@ func TestDeadMembersKeyIsDeletedBeforeItMisleadsAJoiner(t *testing.T) {
 	if _, err := kv.Put(context.Background(), "member.ghost", []byte("ghost")); err != nil {
 		t.Fatal(err)
 	}
-	took := eventually(t, cfg("a").LeaseTTL+slack, "the ghost's member key deleted", func() bool {
+	took := runtest.Eventually(t, cfg("a").LeaseTTL+slack, "the ghost's member key deleted", func() bool {
 		_, err := kv.Get(context.Background(), "member.ghost")
 		return errors.Is(err, jetstream.ErrKeyNotFound)
 	})
 	t.Logf("ghost's key deleted %s after its last write", took)
-	eventually(t, slack, "a owns all 16", func() bool { return len(a.Owned()) == 16 })
+	runtest.Eventually(t, slack, "a owns all 16", func() bool { return len(a.Owned()) == 16 })
 
 	b, _ := startProcessor(t, s, cfg("b"), ignore, nil)
-	took = eventually(t, testRenew+slack, "8/8 split", func() bool {
+	took = runtest.Eventually(t, testRenew+slack, "8/8 split", func() bool {
 		return slices.Equal(counts(a, b), []int{8, 8}) && partitionedOnce(16, a, b)
 	})
 	t.Logf("split 8/8 %s after b started", took)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // recorder is a handler that records the changes it is given and can hold
@@ -75,7 +76,7 @@ func TestPausedProcessorNeitherHandlesNorAcksPastItsDeadline(t *testing.T) {
 	_, js := connect(t, s)
 	r := newRecorder("1")
 	p, _ := startProcessor(t, s, testConfig("a"), r.handle, nil)
-	eventually(t, 5*time.Second, "processor owns all", func() bool { return len(p.Owned()) == 16 })
+	runtest.Eventually(t, 5*time.Second, "processor owns all", func() bool { return len(p.Owned()) == 16 })
 
 	publish(t, js, "k", "1")
 	receive(t, r.started, 5*time.Second, "handler start")
@@ -106,7 +107,7 @@ func TestPausedProcessorNeitherHandlesNorAcksPastItsDeadline(t *testing.T) {
 
 	resumeRenewals()
 	resumeBalancing()
-	eventually(t, 5*time.Second, "both changes handled again", func() bool { return len(r.handled()) >= 3 })
+	runtest.Eventually(t, 5*time.Second, "both changes handled again", func() bool { return len(r.handled()) >= 3 })
 	got := r.handled()
 	if want := []string{"1", "1", "2"}; !slices.Equal(data(got), want) {
 		t.Fatalf("handled %v, want %v", data(got), want)
@@ -125,9 +126,9 @@ func TestFencingTokenIsTheLeaseRevision(t *testing.T) {
 	_, js := connect(t, s)
 	r := newRecorder("")
 	p, _ := startProcessor(t, s, testConfig("a"), r.handle, nil)
-	eventually(t, 5*time.Second, "processor owns all", func() bool { return len(p.Owned()) == 16 })
+	runtest.Eventually(t, 5*time.Second, "processor owns all", func() bool { return len(p.Owned()) == 16 })
 	publish(t, js, "k", "1")
-	eventually(t, 5*time.Second, "change handled", func() bool { return len(r.handled()) == 1 })
+	runtest.Eventually(t, 5*time.Second, "change handled", func() bool { return len(r.handled()) == 1 })
 	c := r.handled()[0]
 
 	kv, err := js.KeyValue(context.Background(), changefeed.LeaseBucket)
@@ -155,7 +156,7 @@ func TestRenewalsDoNotWaitBehindBalancing(t *testing.T) {
 	s := startServer(t)
 	a, _ := startProcessor(t, s, testConfig("a"), ignore, nil)
 	b, _ := startProcessor(t, s, testConfig("b"), ignore, nil)
-	eventually(t, 5*time.Second, "8/8 split", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	runtest.Eventually(t, 5*time.Second, "8/8 split", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
 	owned := a.Owned()
 
 	resume := changefeed.StallBalancing(a)
@@ -207,7 +208,7 @@ func TestTakeoverOfAPausedOwnerKeepsKeyOrder(t *testing.T) {
 		return c
 	}
 	a, _ := startProcessor(t, s, cfg("a"), handler("a"), nil)
-	eventually(t, 5*time.Second, "a owns all", func() bool { return len(a.Owned()) == 16 })
+	runtest.Eventually(t, 5*time.Second, "a owns all", func() bool { return len(a.Owned()) == 16 })
 	publish(t, js, "k", "1")
 	receive(t, held, 5*time.Second, "a handling 1")
 	resumeRenewals := changefeed.PauseRenewals(a)
@@ -216,7 +217,7 @@ func TestTakeoverOfAPausedOwnerKeepsKeyOrder(t *testing.T) {
 	b, _ := startProcessor(t, s, cfg("b"), handler("b"), nil)
 	publish(t, js, "k", "2")
 	publish(t, js, "k", "3")
-	eventually(t, 10*time.Second, "b handles 1, 2, 3", func() bool {
+	runtest.Eventually(t, 10*time.Second, "b handles 1, 2, 3", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Equal(log, []string{"a:1", "b:1", "b:2", "b:3"})
@@ -224,9 +225,9 @@ func TestTakeoverOfAPausedOwnerKeepsKeyOrder(t *testing.T) {
 	close(release)
 	resumeRenewals()
 	resumeBalancing()
-	eventually(t, 5*time.Second, "a back in the membership", func() bool { return len(a.Owned()) == 8 && len(b.Owned()) == 8 })
+	runtest.Eventually(t, 5*time.Second, "a back in the membership", func() bool { return len(a.Owned()) == 8 && len(b.Owned()) == 8 })
 	publish(t, js, "k", "4")
-	eventually(t, 5*time.Second, "4 handled", func() bool {
+	runtest.Eventually(t, 5*time.Second, "4 handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(log) == 5

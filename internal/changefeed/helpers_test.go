@@ -108,22 +108,6 @@ func startProcessor(tb testing.TB, s *server.Server, cfg changefeed.Config, h ch
 // ignore is a handler for tests about leases only.
 func ignore(context.Context, changefeed.Change) error { return nil }
 
-// eventually polls cond until it holds and returns how long that took, or
-// fails the test after within.
-func eventually(tb testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
-	tb.Helper()
-	start := time.Now()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Since(start) > within {
-			tb.Fatalf("%s: not within %s", what, within)
-		}
-		<-tick.C
-	}
-	return time.Since(start)
-}
-
 func publish(tb testing.TB, js jetstream.JetStream, key, data string) {
 	tb.Helper()
 	subject, err := changefeed.Subject(key)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hostkit/hostkit/internal/changefeed"
 	"github.com/hostkit/hostkit/internal/engine/enginetest"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // Timings of the lease simulation: the renew interval is the unit the
@@ -199,7 +200,7 @@ func name(i int) string { return fmt.Sprintf("r%02d", i) }
 func waitBalanced(tb testing.TB, partitions int, ps []*changefeed.Processor, within time.Duration) time.Duration {
 	tb.Helper()
 	lo, hi := partitions/len(ps), (partitions+len(ps)-1)/len(ps)
-	return eventually(tb, within, "fair shares", func() bool {
+	return runtest.Eventually(tb, within, "fair shares", func() bool {
 		for _, n := range counts(ps...) {
 			if n < lo || n > hi {
 				return false
@@ -329,7 +330,7 @@ func (m *leaseMonitor) maxMoves() int {
 func (m *leaseMonitor) membersChanged(tb testing.TB, before, after int) time.Time {
 	tb.Helper()
 	var last time.Time
-	eventually(tb, time.Minute, "the membership change", func() bool {
+	runtest.Eventually(tb, time.Minute, "the membership change", func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		last = time.Time{}

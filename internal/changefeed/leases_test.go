@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 func TestTwoProcessorsSplitPartitionsEvenly(t *testing.T) {
@@ -14,7 +15,7 @@ func TestTwoProcessorsSplitPartitionsEvenly(t *testing.T) {
 	s := startServer(t)
 	a, _ := startProcessor(t, s, testConfig("a"), ignore, nil)
 	b, _ := startProcessor(t, s, testConfig("b"), ignore, nil)
-	took := eventually(t, 5*time.Second, "8/8 split", func() bool {
+	took := runtest.Eventually(t, 5*time.Second, "8/8 split", func() bool {
 		return slices.Equal(counts(a, b), []int{8, 8}) && partitionedOnce(16, a, b)
 	})
 	t.Logf("16 partitions split 8/8 in %s", took)
@@ -26,7 +27,7 @@ func TestThreeProcessorsShareWithinTarget(t *testing.T) {
 	a, _ := startProcessor(t, s, testConfig("a"), ignore, nil)
 	b, _ := startProcessor(t, s, testConfig("b"), ignore, nil)
 	c, _ := startProcessor(t, s, testConfig("c"), ignore, nil)
-	took := eventually(t, 8*time.Second, "6/5/5 split", func() bool {
+	took := runtest.Eventually(t, 8*time.Second, "6/5/5 split", func() bool {
 		n := counts(a, b, c)
 		slices.Sort(n)
 		return slices.Equal(n, []int{5, 5, 6}) && partitionedOnce(16, a, b, c)
@@ -46,7 +47,7 @@ func TestStoppedProcessorHandsLeasesOverWithinRenewInterval(t *testing.T) {
 	s := startServer(t)
 	a, _ := startProcessor(t, s, cfg("a"), ignore, nil)
 	b, _ := startProcessor(t, s, cfg("b"), ignore, nil)
-	eventually(t, 5*time.Second, "8/8 split", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	runtest.Eventually(t, 5*time.Second, "8/8 split", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -56,7 +57,7 @@ func TestStoppedProcessorHandsLeasesOverWithinRenewInterval(t *testing.T) {
 	if got := b.Owned(); len(got) != 0 {
 		t.Fatalf("stopped processor owns %v", got)
 	}
-	took := eventually(t, testRenew+slack, "survivor owns all 16", func() bool { return partitionedOnce(16, a) })
+	took := runtest.Eventually(t, testRenew+slack, "survivor owns all 16", func() bool { return partitionedOnce(16, a) })
 	t.Logf("survivor owned all partitions %s after Stop (renew interval %s)", took, testRenew)
 }
 
@@ -65,12 +66,12 @@ func TestKilledProcessorsLeasesExpireToPeer(t *testing.T) {
 	s := startServer(t)
 	a, _ := startProcessor(t, s, testConfig("a"), ignore, nil)
 	b, bConn := startProcessor(t, s, testConfig("b"), ignore, nil)
-	eventually(t, 5*time.Second, "8/8 split", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	runtest.Eventually(t, 5*time.Second, "8/8 split", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
 
 	// Cutting b off the server is what SIGKILL looks like to its peers: no
 	// renewal, no release.
 	bConn.Close()
-	took := eventually(t, testTTL+testRenew+slack, "survivor owns all 16", func() bool { return partitionedOnce(16, a) })
+	took := runtest.Eventually(t, testTTL+testRenew+slack, "survivor owns all 16", func() bool { return partitionedOnce(16, a) })
 	t.Logf("survivor owned all partitions %s after the kill (TTL %s, renew %s)", took, testTTL, testRenew)
 	// b, unable to renew, must have given its leases up no later than a
 	// could take them.
@@ -83,7 +84,7 @@ func TestReadyFollowsLifecycle(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
 	p, _ := startProcessor(t, s, testConfig("a"), ignore, nil)
-	eventually(t, 5*time.Second, "ready", func() bool { return p.Ready() == nil })
+	runtest.Eventually(t, 5*time.Second, "ready", func() bool { return p.Ready() == nil })
 	if err := p.Start(context.Background()); err == nil {
 		t.Fatal("second Start succeeded")
 	}

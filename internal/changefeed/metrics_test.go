@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // metricValue returns the value of the series of name with exactly labels,
@@ -70,7 +71,7 @@ func TestMetricsReportLeasesLagAndResults(t *testing.T) {
 		return nil
 	}
 	p, _ := startProcessor(t, s, testConfig("a"), handler, m)
-	eventually(t, 5*time.Second, "leases owned = 16", func() bool {
+	runtest.Eventually(t, 5*time.Second, "leases owned = 16", func() bool {
 		v, _ := metricValue(t, reg, "worker_changefeed_leases_owned", nil)
 		return v == 16 && len(p.Owned()) == 16
 	})
@@ -80,7 +81,7 @@ func TestMetricsReportLeasesLagAndResults(t *testing.T) {
 	}
 	part := receive(t, partition, 5*time.Second, "first change")
 	pending := map[string]string{"partition": strconv.Itoa(part)}
-	eventually(t, 5*time.Second, "pending = 5 while the first change is held", func() bool {
+	runtest.Eventually(t, 5*time.Second, "pending = 5 while the first change is held", func() bool {
 		v, ok := metricValue(t, reg, "worker_changefeed_pending", pending)
 		return ok && v == 5
 	})
@@ -89,7 +90,7 @@ func TestMetricsReportLeasesLagAndResults(t *testing.T) {
 	processed := func(result string) map[string]string {
 		return map[string]string{"processor": "changefeed", "subject": "changes." + strconv.Itoa(part) + ".*", "result": result}
 	}
-	eventually(t, 5*time.Second, "5 ok, 1 retry, nothing pending", func() bool {
+	runtest.Eventually(t, 5*time.Second, "5 ok, 1 retry, nothing pending", func() bool {
 		ok, _ := metricValue(t, reg, "worker_messages_processed_total", processed("ok"))
 		retried, _ := metricValue(t, reg, "worker_messages_processed_total", processed("retry"))
 		lag, _ := metricValue(t, reg, "worker_changefeed_pending", pending)
@@ -143,7 +144,7 @@ func TestMetricsCountIntoSharedCounter(t *testing.T) {
 	publish(t, js, "k", "1")
 	part := receive(t, done, 5*time.Second, "change handled")
 	want := []string{"changefeed changes." + strconv.Itoa(part) + ".* ok"}
-	eventually(t, 5*time.Second, "counted in the shared counter", func() bool { return slices.Equal(shared.recorded(), want) })
+	runtest.Eventually(t, 5*time.Second, "counted in the shared counter", func() bool { return slices.Equal(shared.recorded(), want) })
 	if _, ok := metricValue(t, reg, "worker_messages_processed_total", map[string]string{
 		"processor": "changefeed", "subject": "changes." + strconv.Itoa(part) + ".*", "result": "ok",
 	}); ok {

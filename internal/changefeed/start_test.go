@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hostkit/hostkit/internal/changefeed"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // apiPrefix is where the processor under test sends its JetStream API
@@ -94,12 +95,12 @@ func TestStartRetriesTransientErrors(t *testing.T) {
 	go func() { started <- p.Start(context.Background()) }()
 	t.Cleanup(func() { _ = p.Stop(context.Background()) })
 
-	eventually(t, 5*time.Second, "readiness reports no responders", func() bool {
+	runtest.Eventually(t, 5*time.Second, "readiness reports no responders", func() bool {
 		err := p.Ready()
 		return err != nil && strings.Contains(err.Error(), "starting") && strings.Contains(err.Error(), "no responders")
 	})
 	answered := faultyProxy(t, nc, 3)
-	eventually(t, 5*time.Second, "readiness reports 10008", func() bool {
+	runtest.Eventually(t, 5*time.Second, "readiness reports 10008", func() bool {
 		err := p.Ready()
 		return err != nil && strings.Contains(err.Error(), "10008")
 	})
@@ -109,9 +110,9 @@ func TestStartRetriesTransientErrors(t *testing.T) {
 	if n := answered.Load(); n <= 3 {
 		t.Fatalf("proxy answered %d requests, want the failures and more", n)
 	}
-	eventually(t, 5*time.Second, "ready and owning every partition", func() bool { return p.Ready() == nil && len(p.Owned()) == 16 })
+	runtest.Eventually(t, 5*time.Second, "ready and owning every partition", func() bool { return p.Ready() == nil && len(p.Owned()) == 16 })
 	publish(t, js, "k", "1")
-	eventually(t, 5*time.Second, "change handled", func() bool { return len(r.handled()) == 1 })
+	runtest.Eventually(t, 5*time.Second, "change handled", func() bool { return len(r.handled()) == 1 })
 }
 
 // TestStartGivesUpWhenItsContextEnds: with JetStream never answering, Start
@@ -163,10 +164,10 @@ func TestRenewalWhoseAnswerIsLostKeepsTheLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop(context.Background())
-	eventually(t, 5*time.Second, "owns all", func() bool { return len(p.Owned()) == 16 })
+	runtest.Eventually(t, 5*time.Second, "owns all", func() bool { return len(p.Owned()) == 16 })
 
 	dropped.Store(-1) // drop the answer to the next renewal of lease 0
-	eventually(t, 5*time.Second, "a renewal answer dropped", func() bool { return dropped.Load() == 0 })
+	runtest.Eventually(t, 5*time.Second, "a renewal answer dropped", func() bool { return dropped.Load() == 0 })
 	deadline := time.Now().Add(2 * cfg.LeaseTTL)
 	for time.Now().Before(deadline) {
 		if got := p.Owned(); len(got) != 16 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hostkit/hostkit/internal/engine"
 	"github.com/hostkit/hostkit/internal/engine/enginetest"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -192,12 +193,7 @@ func TestExternalConnectsAndReconnects(t *testing.T) {
 }
 
 func TestExternalUnreachableFailsStart(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := runtest.FreeAddr(t) // nothing listens there
 
 	cfg := engine.DefaultConfig()
 	cfg.URL = "nats://user:secret@" + addr

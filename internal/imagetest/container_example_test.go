@@ -18,12 +18,13 @@ import (
 
 	"github.com/hostkit/hostkit/internal/example/ping"
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 func TestPingapiContainerDrainsOnSIGTERM(t *testing.T) {
 	requireDocker(t)
 	const delay = 2 * time.Second
-	addr := freeAddr(t)
+	addr := runtest.FreeAddr(t)
 	ctr := runImage(t, "pingapi", runOptions{env: map[string]string{
 		"HTTP__ADDR":             addr,
 		"HOST__SHUTDOWN_DELAY":   delay.String(),
@@ -115,7 +116,7 @@ func TestWorkerContainerFinishesJobsAcrossARestart(t *testing.T) {
 	} else {
 		opts.user = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
 	}
-	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	httpAddr, natsAddr := runtest.FreeAddr(t), runtest.FreeAddr(t)
 	opts.env = map[string]string{
 		"HTTP__ADDR":                httpAddr,
 		"NATS__EMBEDDED__ADDR":      natsAddr,
@@ -144,7 +145,7 @@ func TestWorkerContainerFinishesJobsAcrossARestart(t *testing.T) {
 	}
 	// Stop mid-work: as soon as the first job is done.
 	metrics := "http://" + httpAddr + "/metrics"
-	waitFor(t, "the first job done", func() bool { return jobsDone(t, metrics) > 0 })
+	runtest.Eventually(t, 30*time.Second, "the first job done", func() bool { return jobsDone(t, metrics) > 0 })
 	if code := stopContainer(t, ctr); code != 0 {
 		t.Fatalf("worker exit code after SIGTERM = %d, want 0", code)
 	}
@@ -155,7 +156,7 @@ func TestWorkerContainerFinishesJobsAcrossARestart(t *testing.T) {
 		t.Fatalf("after restart: %v", err)
 	}
 	js = jetStream(t, natsAddr)
-	waitFor(t, "every job done", func() bool { return streamState(t, js, queue.JobsStream).Msgs == 0 })
+	runtest.Eventually(t, 30*time.Second, "every job done", func() bool { return streamState(t, js, queue.JobsStream).Msgs == 0 })
 	if s := streamState(t, js, queue.JobsStream); s.LastSeq != jobs {
 		t.Errorf("JOBS last sequence = %d, want %d: the stream lost published jobs", s.LastSeq, jobs)
 	}
@@ -193,21 +194,6 @@ func jobsDone(t *testing.T, metricsURL string) int {
 		total += int(n)
 	}
 	return total
-}
-
-// waitFor polls cond every 20ms until it holds or 30s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("%s: not within 30s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 // jetStream connects to the worker's embedded engine.

@@ -17,6 +17,8 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // imageUser is the account both Dockerfile targets run as (distroless nonroot).
@@ -59,7 +61,7 @@ func runImage(t *testing.T, app string, opts runOptions) testcontainers.Containe
 	ctxDir := buildContext(t, app)
 	port := httpPort(t, app)
 	version := "test"
-	var buildLog syncBuffer
+	var buildLog runtest.Buffer
 	req := testcontainers.GenericContainerRequest{
 		ContainerRequest: testcontainers.ContainerRequest{
 			FromDockerfile: testcontainers.FromDockerfile{
@@ -253,10 +255,10 @@ func TestEveryImageStartsReadyAndStopsOnSIGTERM(t *testing.T) {
 		t.Run(app.Name(), func(t *testing.T) {
 			name := app.Name()
 			help, _ := exec.Command(binary(t, name, runtime.GOOS), "--help").CombinedOutput()
-			addr := freeAddr(t)
+			addr := runtest.FreeAddr(t)
 			env := map[string]string{"HTTP__ADDR": addr, "LOG__FORMAT": "json"}
 			if bytes.Contains(help, []byte("nats.embedded.addr")) {
-				env["NATS__EMBEDDED__ADDR"] = freeAddr(t)
+				env["NATS__EMBEDDED__ADDR"] = runtest.FreeAddr(t)
 			} else if bytes.Contains(help, []byte("nats.url")) {
 				env["NATS__URL"] = startNATS(t)
 			}

@@ -1,16 +1,13 @@
 package imagetest_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,17 +69,6 @@ func binary(tb testing.TB, app, goos string) string {
 	return path
 }
 
-// freeAddr returns 127.0.0.1:port with a port that was free a moment ago.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // pollStatus GETs url every 20ms until it answers want. It gives up after
 // within, or as soon as gone is closed (the server is not coming back).
 func pollStatus(ctx context.Context, url string, want int, within time.Duration, gone <-chan struct{}) error {
@@ -139,22 +125,4 @@ func readFile(tb testing.TB, rel string) []byte {
 		tb.Fatal(err)
 	}
 	return data
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.TrimSpace(s.b.String())
 }

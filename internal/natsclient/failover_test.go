@@ -4,7 +4,6 @@ package natsclient_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hostkit/hostkit/internal/natsclient"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 var (
@@ -45,16 +45,6 @@ func natsServerBinary(tb testing.TB) string {
 	return serverBin
 }
 
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startCluster runs n nats-server processes routed into one cluster on
 // loopback and returns their client URLs and processes.
 func startCluster(tb testing.TB, n int) ([]string, []*os.Process) {
@@ -62,7 +52,7 @@ func startCluster(tb testing.TB, n int) ([]string, []*os.Process) {
 	bin := natsServerBinary(tb)
 	clientPorts, routePorts := make([]int, n), make([]int, n)
 	for i := range n {
-		clientPorts[i], routePorts[i] = freePort(tb), freePort(tb)
+		clientPorts[i], routePorts[i] = runtest.FreePort(tb), runtest.FreePort(tb)
 	}
 	routes := ""
 	for i := range n {

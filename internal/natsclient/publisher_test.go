@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/hostkit/hostkit/internal/engine/enginetest"
 	"github.com/hostkit/hostkit/internal/natsclient"
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 func testLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -26,17 +26,6 @@ func ensureStreams(tb testing.TB, e *engine.Engine) {
 			tb.Fatal(err)
 		}
 	}
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func newPublisher(tb testing.TB, url string) *natsclient.Publisher {
@@ -64,7 +53,7 @@ func TestPublisherStoresMessage(t *testing.T) {
 }
 
 func TestPublisherWithoutServerIsUnavailable(t *testing.T) {
-	p := newPublisher(t, "nats://"+freeAddr(t))
+	p := newPublisher(t, "nats://"+runtest.FreeAddr(t))
 	if err := p.Ready(); !errors.Is(err, natsclient.ErrUnavailable) {
 		t.Fatalf("Ready() = %v, want ErrUnavailable", err)
 	}
@@ -91,7 +80,7 @@ func TestPublisherWithoutStreamIsUnavailable(t *testing.T) {
 }
 
 func TestPublisherConnectsWhenServerComesUp(t *testing.T) {
-	addr := freeAddr(t)
+	addr := runtest.FreeAddr(t)
 	p := newPublisher(t, "nats://"+addr)
 	if err := p.Publish(context.Background(), "jobs.ping", []byte(`{}`)); !errors.Is(err, natsclient.ErrUnavailable) {
 		t.Fatalf("Publish() before the server = %v, want ErrUnavailable", err)
@@ -118,7 +107,7 @@ func TestPublisherAfterStopIsUnavailable(t *testing.T) {
 }
 
 func TestPublishRejectsBadSubjects(t *testing.T) {
-	p := newPublisher(t, "nats://"+freeAddr(t))
+	p := newPublisher(t, "nats://"+runtest.FreeAddr(t))
 	for _, subject := range []string{"", "jobs.*", "jobs.>", "jobs..x", ".jobs", "jobs.", "jobs.a b"} {
 		t.Run(subject, func(t *testing.T) {
 			err := p.Publish(context.Background(), subject, nil)

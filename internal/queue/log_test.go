@@ -7,34 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
-// syncBuffer is a bytes.Buffer safe for the processor's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+// syncBuffer is the processor's JSON log, written by its goroutines while
+// the test reads it.
+type syncBuffer struct{ runtest.Buffer }
 
 // jobLines returns the decoded "job" lines written so far.
 func (b *syncBuffer) jobLines(tb testing.TB) []map[string]any {
 	tb.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var lines []map[string]any
-	for _, l := range bytes.Split(bytes.TrimSpace(b.buf.Bytes()), []byte("\n")) {
+	for _, l := range bytes.Split(bytes.TrimSpace([]byte(b.String())), []byte("\n")) {
 		var m map[string]any
 		if err := json.Unmarshal(l, &m); err != nil {
 			tb.Fatalf("log line %q: %v", l, err)

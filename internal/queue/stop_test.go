@@ -202,8 +202,6 @@ func TestStoppingHookStopsFetchingButLetsHandlersFinish(t *testing.T) {
 		t.Fatalf("%d more jobs started after Stopping", n)
 	}
 	if got := streamMsgs(t, e, queue.JobsStream); got != 2 {
-		out.mu.Lock()
-		defer out.mu.Unlock()
-		t.Fatalf("JOBS holds %d jobs after stopping, want the 2 never started; processor warnings:\n%s", got, out.buf.String())
+		t.Fatalf("JOBS holds %d jobs after stopping, want the 2 never started; processor warnings:\n%s", got, out.String())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hostkit/hostkit/internal/rollout"
+	"github.com/hostkit/hostkit/internal/runtest"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
@@ -109,7 +110,7 @@ func rollingUpdate(t *testing.T, sc scenario) result {
 		r.slowBody, r.slowErr = get(front.URL + "/pingpong/ping?delay=600ms")
 		slow <- r
 	}()
-	waitFor(ctx, t, "slow request in flight at the old instance", func() bool {
+	runtest.Poll(ctx, t, "slow request in flight at the old instance", func() bool {
 		n, err := proxy.InFlight(old.URL)
 		return err == nil && n == 1
 	})
@@ -117,7 +118,7 @@ func rollingUpdate(t *testing.T, sc scenario) result {
 	// before the instance read the request closes the listener under it
 	// (with no shutdown delay, at once), and the proxy answers 502. Wait
 	// until the instance's own gauge counts it (the scrape counts itself).
-	waitFor(ctx, t, "slow request in the old instance's handler", func() bool {
+	runtest.Poll(ctx, t, "slow request in the old instance's handler", func() bool {
 		return instanceInFlight(old.URL) >= 2
 	})
 
@@ -209,18 +210,6 @@ func instanceInFlight(url string) int {
 		return -1
 	}
 	return n
-}
-
-// waitFor polls cond until it holds or ctx ends.
-func waitFor(ctx context.Context, tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			tb.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-time.After(time.Millisecond):
-		}
-	}
 }
 
 func lastLines(s string, n int) string {

@@ -25,14 +25,14 @@ import (
 type traced struct {
 	router *chi.Mux
 	spans  *tracetest.SpanRecorder
-	logs   *syncBuffer
+	logs   *logBuffer
 }
 
 func newTraced(t *testing.T) *traced {
 	t.Helper()
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
-	logs := &syncBuffer{}
+	logs := &logBuffer{}
 	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(logs, nil)))
 	r, err := web.NewRouter(web.RouterOptions{
 		Logger: log, Registry: prometheus.NewRegistry(), Lifetime: startedLifetime(t), TracerProvider: tp,

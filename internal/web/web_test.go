@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,28 +17,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hostkit/hostkit/internal/host"
+	"github.com/hostkit/hostkit/internal/runtest"
 	"github.com/hostkit/hostkit/internal/web"
 )
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+// logBuffer is the server's JSON log, written by its goroutines while the
+// test reads it.
+type logBuffer struct{ runtest.Buffer }
 
 // records returns the JSON log records written so far.
-func (b *syncBuffer) records(tb testing.TB) []map[string]any {
+func (b *logBuffer) records(tb testing.TB) []map[string]any {
 	tb.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.Lines(b.buf.String()) {
+	for line := range strings.Lines(b.String()) {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			tb.Fatalf("log line is not JSON: %q: %v", line, err)
@@ -54,7 +43,7 @@ func (b *syncBuffer) records(tb testing.TB) []map[string]any {
 type fixture struct {
 	router *chi.Mux
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *logBuffer
 }
 
 func newFixture(tb testing.TB, lt *host.Lifetime, checks ...web.Check) *fixture {
@@ -66,7 +55,7 @@ func newFixture(tb testing.TB, lt *host.Lifetime, checks ...web.Check) *fixture 
 // choosing; it fills in the logger and the registry.
 func newFixtureWith(tb testing.TB, opts web.RouterOptions) *fixture {
 	tb.Helper()
-	logs := &syncBuffer{}
+	logs := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	opts.Logger, opts.Registry = log, reg

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // natsNode is one nats-server of the test cluster. Its ports stay the same
@@ -42,9 +43,9 @@ func startCluster(t testing.TB, bin, dir string, size int) *natsCluster {
 	for i := range size {
 		c.nodes = append(c.nodes, &natsNode{
 			name:        fmt.Sprintf("n%d", i+1),
-			clientPort:  freePort(t),
-			clusterPort: freePort(t),
-			monPort:     freePort(t),
+			clientPort:  runtest.FreePort(t),
+			clusterPort: runtest.FreePort(t),
+			monPort:     runtest.FreePort(t),
 		})
 	}
 	var routes []string
@@ -79,19 +80,6 @@ cluster {
   routes: [%s]
 }
 `, n.name, n.clientPort, n.monPort, store, n.clusterPort, strings.Join(routes, ", "))
-}
-
-// freePort asks the kernel for a free loopback port. The port is free when
-// returned; the suite binds it a moment later, and other tests never ask
-// for fixed ports, so a collision is unlikely.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // urls is the comma-separated client URL of every node.

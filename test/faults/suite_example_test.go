@@ -17,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // Settings of the suite's processes: short lease and acknowledgement
@@ -149,11 +151,11 @@ func newSuite(t *testing.T) *suite {
 	}
 	s.connect()
 	for _, name := range []string{"worker-a", "worker-b", "worker-c"} {
-		w := &worker{instance: name, port: freePort(t)}
+		w := &worker{instance: name, port: runtest.FreePort(t)}
 		w.proc = newProcess(t, name, bins.worker, logDir, s.workerEnv(w))
 		s.workers = append(s.workers, w)
 	}
-	apiPort := freePort(t)
+	apiPort := runtest.FreePort(t)
 	s.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	s.pingapi = newProcess(t, "pingapi", bins.pingapi, logDir, minimalEnv(
 		"NATS__URL="+s.cluster.urls(),

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // TestMakeRunPipedToTeeStopsOnCtrlC runs `make run 2>&1 | tee run.log` in a
@@ -37,7 +38,7 @@ func TestMakeRunPipedToTeeStopsOnCtrlC(t *testing.T) {
 	}
 	dir := t.TempDir()
 	report := filepath.Join(dir, "report")
-	pingapi, worker, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	pingapi, worker, natsAddr := runtest.FreeAddr(t), runtest.FreeAddr(t), runtest.FreeAddr(t)
 	cmd := exec.Command("bash", "-c", `make --no-print-directory -C "$1" run "${@:2}" 2>&1 | tee run.log`, "bash", root,
 		"NATS_ADDR="+natsAddr,
 		"WORKER_FLAGS=--http.addr="+worker+" --nats.embedded.store_dir="+filepath.Join(dir, "nats"),
@@ -110,7 +111,7 @@ func TestFirstFailureStopsTheOthers(t *testing.T) {
 	if err := os.WriteFile(fail, []byte("#!"+sh+"\necho broken >&2\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var out, errOut syncBuffer
+	var out, errOut runtest.Buffer
 	start := time.Now()
 	code := run([]string{"sleep 60", fail}, make(chan os.Signal), &out, &errOut)
 	if code != 3 {
@@ -122,17 +123,6 @@ func TestFirstFailureStopsTheOthers(t *testing.T) {
 	if !strings.Contains(errOut.String(), "fail  | broken\n") {
 		t.Errorf("stderr lacks the prefixed line %q:\n%s", "fail  | broken", errOut.String())
 	}
-}
-
-// freeAddr returns 127.0.0.1:port with a port that was free a moment ago.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // waitReady polls url until it answers 200; it fails when the run ends
@@ -156,22 +146,4 @@ func waitReady(tb testing.TB, url string, exited <-chan error, log func() string
 		time.Sleep(50 * time.Millisecond)
 	}
 	tb.Fatalf("%s not ready within 3 minutes:\n%s", url, log())
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers and a reader.
-type syncBuffer struct {
-	lockedWriter
-	b bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

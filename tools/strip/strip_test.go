@@ -5,7 +5,6 @@ import (
 	"context"
 	"go/parser"
 	"go/token"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/hostkit/hostkit/internal/repotest"
 	"github.com/hostkit/hostkit/internal/rollout"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // The fixtures spell markers with \n inside one-line strings, so that no
@@ -151,7 +151,7 @@ func startReadyStop(t *testing.T, bin string) {
 		args = append(args, "--nats.embedded.addr=127.0.0.1:0", "--nats.embedded.store_dir="+t.TempDir())
 	} else if bytes.Contains(help, []byte("nats.url")) {
 		// No server there: a client of NATS must be ready without it.
-		args = append(args, "--nats.url=nats://"+closedAddr(t))
+		args = append(args, "--nats.url=nats://"+runtest.FreeAddr(t))
 	}
 	inst, err := rollout.Start(ctx, bin, args...)
 	if err != nil {
@@ -167,16 +167,4 @@ func startReadyStop(t *testing.T, bin string) {
 	if code, err := inst.Wait(ctx); err != nil || code != 0 {
 		t.Fatalf("%s after SIGTERM: exit %d (%v), want 0\n%s", filepath.Base(bin), code, err, inst.Log())
 	}
-}
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }

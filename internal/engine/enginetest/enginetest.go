@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hostkit/hostkit/internal/engine"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // Start runs an embedded engine until the test ends. It stores in dir
@@ -57,14 +58,10 @@ func StreamMsgs(tb testing.TB, e *engine.Engine, stream string) int {
 	return int(info.State.Msgs)
 }
 
-// Eventually polls cond until it holds, failing tb after ten seconds.
+// Eventually is runtest.Eventually with the ten seconds the engine-backed
+// tests allow a state to come: it polls cond until it holds, failing tb
+// after ten seconds.
 func Eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	runtest.Eventually(tb, 10*time.Second, what, cond)
 }
