@@ -210,12 +210,29 @@ func RedactURL(urls string) string {
 	return strings.Join(parts, ",")
 }
 
+// silentBound is how long Drain gives the server to answer a ping before it
+// takes the server for gone. A healthy server answers within milliseconds;
+// a frozen one, or one behind a partition that drops packets, never does,
+// and nats.go's drain would wait for it (a 10 s flush per step) while the
+// host's shutdown deadline runs out.
+const silentBound = 2 * time.Second
+
 // Drain lets publishes and acknowledgements still in flight reach the server,
-// then closes nc; it closes at once when ctx ends first or when nc is not
-// connected (there is nothing to flush then).
+// then closes nc; it closes at once when ctx ends first, when nc is not
+// connected (there is nothing to flush then), or when the server does not
+// answer a ping within silentBound (nothing would be flushed to it).
 func Drain(ctx context.Context, nc *nats.Conn) error {
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if nc.IsConnected() {
+		pctx, cancel := context.WithTimeout(ctx, silentBound)
+		err := nc.FlushWithContext(pctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return fmt.Errorf("drain NATS connection: the server does not answer: %w", err)
+		}
+	}
 	if err := nc.Drain(); err != nil {
 		nc.Close()
 		return nil

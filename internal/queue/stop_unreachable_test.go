@@ -1,13 +1,10 @@
 package queue_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/hostkit/hostkit/internal/engine"
 	"github.com/hostkit/hostkit/internal/queue"
+	"github.com/hostkit/hostkit/internal/runtest"
 )
 
 // connectEngine connects an engine to the NATS server at url, as the worker
@@ -55,91 +53,6 @@ func serverOpts(dir string) *server.Options {
 	return &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true}
 }
 
-// silencer forwards TCP connections to a server until silence: from then on
-// it swallows what either side sends and closes nothing, as a frozen server
-// or a network partition that drops packets does.
-type silencer struct {
-	ln     net.Listener
-	target string
-	silent atomic.Bool
-	wg     sync.WaitGroup
-
-	// swallowed is closed once the client sent, while silent, a chunk
-	// holding pattern (set before silence).
-	pattern   []byte
-	swallowed chan struct{}
-	once      sync.Once
-}
-
-func newSilencer(tb testing.TB, target string) *silencer {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &silencer{ln: ln, target: target, swallowed: make(chan struct{})}
-	var mu sync.Mutex
-	var conns []net.Conn
-	s.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, up)
-			mu.Unlock()
-			s.wg.Go(func() { s.pipe(up, c, true) })
-			s.wg.Go(func() { s.pipe(c, up, false) })
-		}
-	})
-	tb.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		s.wg.Wait()
-	})
-	return s
-}
-
-func (s *silencer) url() string { return "nats://" + s.ln.Addr().String() }
-
-// pipe copies src to dst until silence; fromClient marks the direction in
-// which swallowed watches for pattern.
-func (s *silencer) pipe(dst, src net.Conn, fromClient bool) {
-	buf := make([]byte, 32<<10)
-	var seen []byte // the last chunks while silent, for a pattern split across reads
-	for {
-		n, err := src.Read(buf)
-		if err != nil {
-			dst.Close()
-			return
-		}
-		if s.silent.Load() {
-			if fromClient && s.pattern != nil {
-				seen = append(seen, buf[:n]...)
-				if bytes.Contains(seen, s.pattern) {
-					s.once.Do(func() { close(s.swallowed) })
-				}
-				seen = seen[max(0, len(seen)-len(s.pattern)):]
-			}
-			continue
-		}
-		if _, err := dst.Write(buf[:n]); err != nil {
-			src.Close()
-			return
-		}
-	}
-}
-
 // TestStopWithServerUnreachableReturnsPromptly stops a processor whose NATS
 // server became unreachable while two handlers were running (one to succeed,
 // one to fail for good, to be dead-lettered) and six fetched jobs waited in
@@ -171,15 +84,15 @@ func TestStopWithServerUnreachableReturnsPromptly(t *testing.T) {
 			opts := serverOpts(dir)
 			srv := runServer(t, opts)
 			url := srv.ClientURL()
-			var sil *silencer
+			var sil *runtest.Silencer
 			if tt.connected {
-				sil = newSilencer(t, srv.Addr().String())
-				url = sil.url()
+				sil = runtest.NewSilencer(t, srv.Addr().String())
+				url = "nats://" + sil.Addr()
 			}
 			e := connectEngine(t, url)
 			cut := func() {
 				if tt.connected {
-					sil.silent.Store(true)
+					sil.Silence(nil)
 					return
 				}
 				srv.Shutdown()
@@ -334,8 +247,8 @@ func TestStopWhileConsumingAgainWithServerSilentReturnsAtOnce(t *testing.T) {
 		t.Skip("silences a NATS server")
 	}
 	srv := runServer(t, serverOpts(t.TempDir()))
-	sil := newSilencer(t, srv.Addr().String())
-	e := connectEngine(t, sil.url())
+	sil := runtest.NewSilencer(t, srv.Addr().String())
+	e := connectEngine(t, "nats://"+sil.Addr())
 	p := newProcessor(t, e, fastConfig())
 	p.Handle("jobs.again", (&recorder{}).handle)
 	if err := p.Start(context.Background()); err != nil {
@@ -355,10 +268,9 @@ func TestStopWhileConsumingAgainWithServerSilentReturnsAtOnce(t *testing.T) {
 		err := p.Ready()
 		return err != nil && strings.Contains(err.Error(), "not consuming")
 	})
-	sil.pattern = []byte("$JS.API.STREAM.")
-	sil.silent.Store(true)
+	swallowed := sil.Silence([]byte("$JS.API.STREAM."))
 	select {
-	case <-sil.swallowed:
+	case <-swallowed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the processor never asked to create its stream again")
 	}

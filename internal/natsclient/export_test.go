@@ -1,0 +1,4 @@
+package natsclient
+
+// SilentBound is how long Drain waits for a server's answer.
+const SilentBound = silentBound
