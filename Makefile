@@ -181,7 +181,7 @@ clean: ## Remove bin/ (binaries, rendered manifests) and data/ (make run's embed
 	rm -rf bin data
 
 .PHONY: bench-http
-bench-http: ## wrk on GET /pingpong/ping: pingapi (default config, log to a file) vs bare net/http, tracing on vs off
+bench-http: ## wrk on GET /pingpong/ping: pingapi (default config, log to a file) vs bare net/http and vs bare + an access line, tracing on vs off
 	command -v wrk >/dev/null || { sudo=$$(command -v sudo || true); $$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk; }
 	go build -o bin/ ./cmd/pingapi ./tools/benchhttp
 	base=
