@@ -228,9 +228,18 @@ func Drain(ctx context.Context, nc *nats.Conn) error {
 		pctx, cancel := context.WithTimeout(ctx, silentBound)
 		err := nc.FlushWithContext(pctx)
 		cancel()
-		if err != nil {
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
 			nc.Close()
-			return fmt.Errorf("drain NATS connection: the server does not answer: %w", err)
+			return fmt.Errorf("drain NATS connection: %w", ctx.Err())
+		case errors.Is(err, context.DeadlineExceeded):
+			nc.Close()
+			return fmt.Errorf("drain NATS connection: the server did not answer a ping within %s", silentBound)
+		default:
+			// The connection went down meanwhile: nothing to flush to.
+			nc.Close()
+			return nil
 		}
 	}
 	if err := nc.Drain(); err != nil {
