@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hostkit/hostkit/internal/natsclient"
 )
 
 // releaseGrace is the time Stop allows itself to release the leases when its
@@ -168,7 +170,9 @@ func (pr *Processor) Start(ctx context.Context) error {
 // meanwhile), then releases every lease so that the peers take the
 // partitions over at once. If ctx ends first, the unfinished handlers'
 // contexts are cancelled and their changes handed back to the partitions'
-// next owners.
+// next owners. If the server does not answer a ping within
+// natsclient.SilentBound, Stop does the same at once rather than wait for
+// it, and reports the leases left to lapse.
 func (pr *Processor) Stop(ctx context.Context) error {
 	pr.mu.Lock()
 	if !pr.running || pr.stopping {
@@ -179,9 +183,23 @@ func (pr *Processor) Stop(ctx context.Context) error {
 	pr.mu.Unlock()
 	defer pr.cancelView()
 
+	close(pr.stop)
+	var errs []error
+	// A server that does not answer (frozen, behind a partition, or the
+	// whole cluster down) takes no release and confirms no acknowledgement;
+	// waiting for it would hold the host's whole shutdown deadline for
+	// nothing, as the leases lapse after their TTL anyway and their
+	// unconfirmed changes come again to the next owners. Stop then takes
+	// the path of a stop out of time: each step gets releaseGrace, and the
+	// changes in flight are cancelled.
+	if err := natsclient.Ping(ctx, pr.conn); err != nil && ctx.Err() == nil {
+		errs = append(errs, fmt.Errorf("change feed: leases left to lapse after changefeed.lease_ttl: %w", err))
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		cancel()
+	}
 	// Let a running step finish rather than cancel it: an acquisition cut
 	// off after the server applied it would leave a lease nobody releases.
-	close(pr.stop)
 	select {
 	case <-pr.loopDone:
 	case <-ctx.Done():
@@ -190,7 +208,6 @@ func (pr *Processor) Stop(ctx context.Context) error {
 	}
 	pr.cancelLoop()
 	<-pr.lagDone // no lag reported for a partition after its release
-	var errs []error
 	// Leaving first lets the peers count without this instance while it
 	// drains, so they take its leases the moment they are released.
 	if err := pr.leave(ctx); err != nil {

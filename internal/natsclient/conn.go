@@ -210,37 +210,59 @@ func RedactURL(urls string) string {
 	return strings.Join(parts, ",")
 }
 
-// silentBound is how long Drain gives the server to answer a ping before it
-// takes the server for gone. A healthy server answers within milliseconds;
-// a frozen one, or one behind a partition that drops packets, never does,
-// and nats.go's drain would wait for it (a 10 s flush per step) while the
-// host's shutdown deadline runs out.
-const silentBound = 2 * time.Second
+// SilentBound is how long Ping waits for the server's answer. A healthy
+// server answers within milliseconds; a frozen one, or one behind a
+// partition that drops packets, never does while the connection stays up,
+// and whatever waits for it (nats.go's drain flushes 10 s per step, a
+// request its whole timeout) holds a shutdown until its deadline.
+const SilentBound = 2 * time.Second
+
+// Errors of Ping.
+var (
+	// ErrNotConnected: the connection is down (reconnecting or closed).
+	ErrNotConnected = errors.New("not connected to NATS")
+	// ErrNoAnswer: the connection is up but the server did not answer.
+	ErrNoAnswer = errors.New("the NATS server did not answer a ping")
+)
+
+// Ping asks nc's server for an answer and waits at most SilentBound, and
+// no longer than ctx allows. It returns nil once the server answered,
+// ErrNotConnected if the connection is or went down, ErrNoAnswer (wrapped)
+// if the server said nothing, or ctx's error.
+func Ping(ctx context.Context, nc *nats.Conn) error {
+	if !nc.IsConnected() {
+		return ErrNotConnected
+	}
+	pctx, cancel := context.WithTimeout(ctx, SilentBound)
+	defer cancel()
+	err := nc.FlushWithContext(pctx)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w within %s", ErrNoAnswer, SilentBound)
+	default:
+		return ErrNotConnected // the pending ping is dropped when the connection goes down
+	}
+}
 
 // Drain lets publishes and acknowledgements still in flight reach the server,
 // then closes nc; it closes at once when ctx ends first, when nc is not
 // connected (there is nothing to flush then), or when the server does not
-// answer a ping within silentBound (nothing would be flushed to it).
+// answer a ping within SilentBound (nothing would be flushed to it).
 func Drain(ctx context.Context, nc *nats.Conn) error {
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if nc.IsConnected() {
-		pctx, cancel := context.WithTimeout(ctx, silentBound)
-		err := nc.FlushWithContext(pctx)
-		cancel()
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			nc.Close()
-			return fmt.Errorf("drain NATS connection: %w", ctx.Err())
-		case errors.Is(err, context.DeadlineExceeded):
-			nc.Close()
-			return fmt.Errorf("drain NATS connection: the server did not answer a ping within %s", silentBound)
-		default:
-			// The connection went down meanwhile: nothing to flush to.
-			nc.Close()
-			return nil
-		}
+	switch err := Ping(ctx, nc); {
+	case err == nil:
+	case errors.Is(err, ErrNotConnected):
+		nc.Close()
+		return nil
+	default:
+		nc.Close()
+		return fmt.Errorf("drain NATS connection: %w", err)
 	}
 	if err := nc.Drain(); err != nil {
 		nc.Close()

@@ -1,4 +1,0 @@
-package natsclient
-
-// SilentBound is how long Drain waits for a server's answer.
-const SilentBound = silentBound
