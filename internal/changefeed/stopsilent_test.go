@@ -2,7 +2,6 @@ package changefeed_test
 
 import (
 	"context"
-	"net/url"
 	"testing"
 	"time"
 
@@ -28,12 +27,8 @@ func TestStopWithServerSilentReturnsPromptly(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
 	_, js := connect(t, s)
-	u, err := url.Parse(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sil := runtest.NewSilencer(t, u.Host)
-	nc, err := nats.Connect("nats://"+sil.Addr(), nats.MaxReconnects(-1))
+	sil, silenced := runtest.SilenceURL(t, s.ClientURL())
+	nc, err := nats.Connect(silenced, nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
 	}

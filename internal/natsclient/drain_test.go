@@ -2,7 +2,6 @@ package natsclient_test
 
 import (
 	"context"
-	"net/url"
 	"testing"
 	"time"
 
@@ -27,12 +26,8 @@ func TestDrainDeliversOrGivesUpOnASilentServer(t *testing.T) {
 		name := map[bool]string{false: "server answering", true: "server silent"}[silent]
 		t.Run(name, func(t *testing.T) {
 			e := enginetest.Start(t, "", "127.0.0.1:0", nil)
-			u, err := url.Parse(e.ClientURL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			sil := runtest.NewSilencer(t, u.Host)
-			nc, err := nats.Connect("nats://"+sil.Addr(), nats.MaxReconnects(-1))
+			sil, silenced := runtest.SilenceURL(t, e.ClientURL())
+			nc, err := nats.Connect(silenced, nats.MaxReconnects(-1))
 			if err != nil {
 				t.Fatal(err)
 			}

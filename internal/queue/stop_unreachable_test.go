@@ -86,8 +86,7 @@ func TestStopWithServerUnreachableReturnsPromptly(t *testing.T) {
 			url := srv.ClientURL()
 			var sil *runtest.Silencer
 			if tt.connected {
-				sil = runtest.NewSilencer(t, srv.Addr().String())
-				url = "nats://" + sil.Addr()
+				sil, url = runtest.SilenceURL(t, srv.ClientURL())
 			}
 			e := connectEngine(t, url)
 			cut := func() {
@@ -247,8 +246,8 @@ func TestStopWhileConsumingAgainWithServerSilentReturnsAtOnce(t *testing.T) {
 		t.Skip("silences a NATS server")
 	}
 	srv := runServer(t, serverOpts(t.TempDir()))
-	sil := runtest.NewSilencer(t, srv.Addr().String())
-	e := connectEngine(t, "nats://"+sil.Addr())
+	sil, silenced := runtest.SilenceURL(t, srv.ClientURL())
+	e := connectEngine(t, silenced)
 	p := newProcessor(t, e, fastConfig())
 	p.Handle("jobs.again", (&recorder{}).handle)
 	if err := p.Start(context.Background()); err != nil {

@@ -3,6 +3,7 @@ package runtest
 import (
 	"bytes"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,6 +61,20 @@ func NewSilencer(tb testing.TB, target string) *Silencer {
 		s.wg.Wait()
 	})
 	return s
+}
+
+// SilenceURL starts a Silencer in front of the server at serverURL
+// (scheme://host:port, such as a NATS client URL) and returns it with the
+// URL that reaches the server through it.
+func SilenceURL(tb testing.TB, serverURL string) (*Silencer, string) {
+	tb.Helper()
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		tb.Fatalf("silence %q: %v", serverURL, err)
+	}
+	s := NewSilencer(tb, u.Host)
+	u.Host = s.Addr()
+	return s, u.String()
 }
 
 // Addr is the address clients connect to.
