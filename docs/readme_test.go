@@ -1,7 +1,6 @@
 package docs_test
 
 import (
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +116,7 @@ func TestQuickStartRuns(t *testing.T) {
 
 	// make run builds both binaries first: allow for a cold build cache.
 	for _, addr := range []string{pingapi, worker} {
-		waitReady(t, "http://"+addr+"/healthz/ready", exited, &out)
+		runtest.WaitOK(t, "http://"+addr+"/healthz/ready", 3*time.Minute, exited, out.String)
 	}
 	for _, c := range steps {
 		line := ports.Replace(c)
@@ -148,25 +147,4 @@ func TestQuickStartRuns(t *testing.T) {
 	if strings.Contains(out.String(), `"level":"ERROR"`) {
 		t.Errorf("make run logged errors:\n%s", out.String())
 	}
-}
-
-func waitReady(tb testing.TB, url string, exited <-chan error, out *runtest.Buffer) {
-	tb.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	client := &http.Client{Timeout: time.Second}
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			tb.Fatalf("make run exited (%v) before %s was ready:\n%s", err, url, out.String())
-		default:
-		}
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tb.Fatalf("%s not ready within 3 minutes:\n%s", url, out.String())
 }

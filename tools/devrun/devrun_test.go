@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +55,7 @@ func TestMakeRunPipedToTeeStopsOnCtrlC(t *testing.T) {
 	log := func() string { b, _ := os.ReadFile(filepath.Join(dir, "run.log")); return string(b) }
 
 	for _, addr := range []string{worker, pingapi} {
-		waitReady(t, "http://"+addr+"/healthz/ready", exited, log)
+		runtest.WaitOK(t, "http://"+addr+"/healthz/ready", 3*time.Minute, exited, log)
 	}
 	for _, prefix := range []string{"\nworker  | ", "\npingapi | "} {
 		if !strings.Contains(log(), prefix) {
@@ -123,27 +122,4 @@ func TestFirstFailureStopsTheOthers(t *testing.T) {
 	if !strings.Contains(errOut.String(), "fail  | broken\n") {
 		t.Errorf("stderr lacks the prefixed line %q:\n%s", "fail  | broken", errOut.String())
 	}
-}
-
-// waitReady polls url until it answers 200; it fails when the run ends
-// first or takes more than three minutes (a cold build cache).
-func waitReady(tb testing.TB, url string, exited <-chan error, log func() string) {
-	tb.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	client := &http.Client{Timeout: time.Second}
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			tb.Fatalf("make run ended (%v) before %s was ready:\n%s", err, url, log())
-		default:
-		}
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tb.Fatalf("%s not ready within 3 minutes:\n%s", url, log())
 }
