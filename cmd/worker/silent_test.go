@@ -16,6 +16,9 @@ import (
 // not the whole host.shutdown_timeout (30 s by default), which the worker
 // took before. It exits 1, as a stop that could not record its work must.
 func TestSIGTERMWithNATSSilentExitsPromptly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the worker binary; not in the -short tier")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	e := enginetest.Start(t, "", "127.0.0.1:0", nil)
