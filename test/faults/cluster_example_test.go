@@ -163,6 +163,27 @@ func (c *natsCluster) clientsNamed(ctx context.Context, names []string, skip *na
 	return found
 }
 
+// countNamed counts the client connections with one of names on the
+// running nodes other than skip.
+func (c *natsCluster) countNamed(ctx context.Context, names []string, skip *natsNode) int {
+	count := 0
+	for _, n := range c.nodes {
+		if n == skip || !n.proc.running() {
+			continue
+		}
+		got, err := connNames(ctx, n)
+		if err != nil {
+			continue
+		}
+		for _, name := range got {
+			if slices.Contains(names, name) {
+				count++
+			}
+		}
+	}
+	return count
+}
+
 func connNames(ctx context.Context, n *natsNode) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()

@@ -2,8 +2,8 @@
 // three-node JetStream cluster of nats-server processes on loopback, worker
 // and pingapi processes against it, drives jobs and changes through them and
 // injects faults one at a time (a worker stopped, killed or paused past its
-// lease TTL; the stream leader node killed; the node pingapi uses frozen; the
-// whole cluster down), then reads the workers' JSON logs and checks that
+// lease TTL; the stream leader node killed; a node workers use frozen; the
+// node pingapi uses frozen; the whole cluster down), then reads the workers' JSON logs and checks that
 // nothing was lost, reordered or handled twice.
 //
 // The suite drives the example app (POST /pingpong/jobs, the example

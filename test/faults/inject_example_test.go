@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -31,6 +32,9 @@ const (
 // itself (the kit's default, then pingapi's own), by which the suite finds
 // the node it is connected to.
 var pingapiConns = []string{"pingapi", "hostkit-publisher"}
+
+// workerConns is the connection name every worker's engine gives itself.
+var workerConns = []string{"hostkit-worker"}
 
 // failoverBound is how long pingapi may stay on a server that stopped
 // answering: issue 11 asks for at most 10s by default.
@@ -251,17 +255,47 @@ func (s *suite) pingapiNodePause(p *phase) {
 		p.fail("%v", err)
 		return
 	}
+	s.freezeNode(p, n, "pingapi", func() bool { return len(s.cluster.clientsNamed(s.ctx, pingapiConns, n)) > 0 })
+}
+
+// workerNodePause freezes a node that workers are connected to (one without
+// pingapi when there is one, so the row is the workers'), as a node that
+// hangs does: their acknowledgements and lease renewals sent to it go
+// nowhere until they leave it for another node. The takeover is the time
+// until every worker is connected elsewhere.
+func (s *suite) workerNodePause(p *phase) {
+	var n *natsNode
+	if err := poll(10*time.Second, 100*time.Millisecond, "a node with workers", func() bool {
+		found := s.cluster.clientsNamed(s.ctx, workerConns, nil)
+		api := s.cluster.clientsNamed(s.ctx, pingapiConns, nil)
+		for _, f := range found {
+			if n == nil || !slices.Contains(api, f) {
+				n = f
+			}
+		}
+		return n != nil
+	}); err != nil {
+		p.fail("%v", err)
+		return
+	}
+	s.freezeNode(p, n, "every worker", func() bool {
+		return s.cluster.countNamed(s.ctx, workerConns, n) == len(s.workers)
+	})
+}
+
+// freezeNode stops node n with SIGSTOP, measures how long until moved holds
+// (who, connected to n, has reconnected elsewhere), holds the fault two more
+// seconds and lets n go on.
+func (s *suite) freezeNode(p *phase, n *natsNode, who string, moved func() bool) {
 	at := time.Now()
 	if err := n.proc.signal(syscall.SIGSTOP); err != nil {
 		p.fail("%v", err)
 		return
 	}
-	err := poll(failoverBound, 100*time.Millisecond, "pingapi to reconnect elsewhere", func() bool {
-		return len(s.cluster.clientsNamed(s.ctx, pingapiConns, n)) > 0
-	})
+	err := poll(failoverBound, 100*time.Millisecond, who+" to reconnect elsewhere", moved)
 	p.takeover = time.Since(at)
 	if err != nil {
-		p.fail("pingapi still on frozen node %s after %s", n.name, failoverBound)
+		p.fail("%s still on frozen node %s after %s", who, n.name, failoverBound)
 	}
 	s.hold(2 * time.Second)
 	if err := n.proc.signal(syscall.SIGCONT); err != nil {

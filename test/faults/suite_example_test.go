@@ -120,6 +120,7 @@ func TestFaults(t *testing.T) {
 		s.run(fmt.Sprintf("worker SIGSTOP %d", i+1), func(p *phase) { s.workerPause(p, w) })
 	}
 	s.run("leader node SIGKILL", s.leaderKill)
+	s.run("worker node SIGSTOP", s.workerNodePause)
 	s.run("pingapi node SIGSTOP", s.pingapiNodePause)
 	s.run("cluster down", s.clusterDown)
 	s.drain()
