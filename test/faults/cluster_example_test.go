@@ -146,18 +146,8 @@ func streamLeader(ctx context.Context, js jetstream.JetStream, stream string) (s
 func (c *natsCluster) clientsNamed(ctx context.Context, names []string, skip *natsNode) []*natsNode {
 	var found []*natsNode
 	for _, n := range c.nodes {
-		if n == skip || !n.proc.running() {
-			continue
-		}
-		got, err := connNames(ctx, n)
-		if err != nil {
-			continue
-		}
-		for _, name := range got {
-			if slices.Contains(names, name) {
-				found = append(found, n)
-				break
-			}
+		if n != skip && namedOn(ctx, n, names) > 0 {
+			found = append(found, n)
 		}
 	}
 	return found
@@ -168,17 +158,27 @@ func (c *natsCluster) clientsNamed(ctx context.Context, names []string, skip *na
 func (c *natsCluster) countNamed(ctx context.Context, names []string, skip *natsNode) int {
 	count := 0
 	for _, n := range c.nodes {
-		if n == skip || !n.proc.running() {
-			continue
+		if n != skip {
+			count += namedOn(ctx, n, names)
 		}
-		got, err := connNames(ctx, n)
-		if err != nil {
-			continue
-		}
-		for _, name := range got {
-			if slices.Contains(names, name) {
-				count++
-			}
+	}
+	return count
+}
+
+// namedOn counts the client connections with one of names on n; 0 if n is
+// not running or does not answer.
+func namedOn(ctx context.Context, n *natsNode, names []string) int {
+	if !n.proc.running() {
+		return 0
+	}
+	got, err := connNames(ctx, n)
+	if err != nil {
+		return 0
+	}
+	count := 0
+	for _, name := range got {
+		if slices.Contains(names, name) {
+			count++
 		}
 	}
 	return count
