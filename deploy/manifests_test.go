@@ -5,7 +5,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -450,25 +449,26 @@ func TestAppsReachNATSThroughTheClientService(t *testing.T) {
 	nats := objs.statefulSets["nats"]
 	// nats://USER:$(NATS_PASSWORD)@SERVICE:PORT: the kubelet expands the
 	// password from the variable before it, which comes from the Secret.
-	urlForm := regexp.MustCompile(`^nats://([a-z]+):\$\(NATS_PASSWORD\)@([a-z0-9-]+):(\d+)$`)
 	for _, app := range appContainers {
 		c := container(t, &objs.deployment(t, app).Spec.Template.Spec, app)
-		url, _ := envValue(c, "NATS__URL")
-		m := urlForm.FindStringSubmatch(url)
-		if m == nil {
-			t.Errorf("%s NATS__URL = %q, want nats://USER:$(NATS_PASSWORD)@SERVICE:PORT", app, url)
-			continue
-		}
-		if m[1] != app {
-			t.Errorf("%s connects as NATS user %q, want its own user %q", app, m[1], app)
-		}
-		svc, ok := objs.services[m[2]]
+		u, ok := natsURLOf(t, app, c)
 		if !ok {
-			t.Errorf("%s NATS__URL names Service %q, which does not exist", app, m[2])
 			continue
 		}
-		if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return strconv.Itoa(int(p.Port)) == m[3] }) {
-			t.Errorf("%s NATS__URL port %s is not a port of Service %s", app, m[3], m[2])
+		if u.passwordVar != "NATS_PASSWORD" {
+			t.Errorf("%s NATS__URL takes its password from $(%s), want $(NATS_PASSWORD)", app, u.passwordVar)
+			continue
+		}
+		if u.user != app {
+			t.Errorf("%s connects as NATS user %q, want its own user %q", app, u.user, app)
+		}
+		svc, ok := objs.services[u.service]
+		if !ok {
+			t.Errorf("%s NATS__URL names Service %q, which does not exist", app, u.service)
+			continue
+		}
+		if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return strconv.Itoa(int(p.Port)) == u.port }) {
+			t.Errorf("%s NATS__URL port %s is not a port of Service %s", app, u.port, u.service)
 		}
 		i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NATS_PASSWORD" })
 		j := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NATS__URL" })

@@ -34,9 +34,26 @@ func natsClients(objs *objects) []string {
 	return out
 }
 
-// natsURLForm is how a Deployment names its NATS user and password:
-// nats://USER:$(VAR)@..., where the kubelet expands VAR, set before it.
-var natsURLForm = regexp.MustCompile(`^nats://([a-z0-9-]+):\$\(([A-Za-z_][A-Za-z0-9_]*)\)@`)
+// natsURLForm is how a Deployment names its NATS user, password and
+// server: nats://USER:$(VAR)@SERVICE:PORT, where the kubelet expands VAR,
+// set before it.
+var natsURLForm = regexp.MustCompile(`^nats://([a-z0-9-]+):\$\(([A-Za-z_][A-Za-z0-9_]*)\)@([a-z0-9-]+):(\d+)$`)
+
+// natsURL is a Deployment's NATS__URL, taken apart.
+type natsURL struct{ user, passwordVar, service, port string }
+
+// natsURLOf parses container c's NATS__URL; it fails the test and returns
+// false if it is not of natsURLForm.
+func natsURLOf(t *testing.T, app string, c *corev1.Container) (natsURL, bool) {
+	t.Helper()
+	url, _ := envValue(c, "NATS__URL")
+	m := natsURLForm.FindStringSubmatch(url)
+	if m == nil {
+		t.Errorf("%s NATS__URL = %q, want nats://USER:$(VAR)@SERVICE:PORT", app, url)
+		return natsURL{}, false
+	}
+	return natsURL{user: m[1], passwordVar: m[2], service: m[3], port: m[4]}, true
+}
 
 // A Deployment that connects to NATS gets in only if four files agree on
 // it: its own NATS user in nats.conf, the NATS servers' environment holding
@@ -57,13 +74,11 @@ func TestEveryNATSClientHasAUserAPasswordAndAPath(t *testing.T) {
 	users := map[string]string{} // NATS user -> the Secret key of its password
 	for _, app := range clients {
 		c := container(t, &objs.deployment(t, app).Spec.Template.Spec, app)
-		url, _ := envValue(c, "NATS__URL")
-		m := natsURLForm.FindStringSubmatch(url)
-		if m == nil {
-			t.Errorf("%s NATS__URL = %q, want nats://USER:$(VAR)@SERVICE:PORT", app, url)
+		u, ok := natsURLOf(t, app, c)
+		if !ok {
 			continue
 		}
-		user, passwordVar := m[1], m[2]
+		user, passwordVar := u.user, u.passwordVar
 		if user != app {
 			t.Errorf("%s connects as NATS user %q, want its own user %q", app, user, app)
 		}
